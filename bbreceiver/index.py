@@ -1,0 +1,247 @@
+"""
+The subscription index: what deliveries are matched against, kept current by
+the list/watch reflectors.  Synchronous and free of I/O.
+
+It keeps only what matching needs, never whole objects: for a Warehouse, the
+repository keys of its git subscriptions and their selectors; for a Running
+Promotion, the pull request URLs it waits on.  Updates are applied in place:
+the reactor is single-threaded and every update is one synchronous call, so
+a delivery never sees half of one, and nothing is copied per event.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from bbreceiver.giturls import pr_key, repo_key
+from bbreceiver.selectors import Selector, compile_selector
+
+ObjectKey = tuple[str, str]
+"""
+C{(namespace, name)} of an object.
+"""
+
+ProblemReporter = Callable[[str, str, str], None]
+"""
+Told C{(namespace, name, problem)} when an object cannot be fully
+understood; the object is indexed as well as it can be.
+"""
+
+
+def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
+    """
+    The namespace and name of a Kubernetes object, or C{None} when it has
+    none (which no real API object lacks).
+    """
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    namespace = metadata.get("namespace") or ""
+    name = metadata.get("name")
+    if not isinstance(namespace, str) or not isinstance(name, str) or not name:
+        return None
+    return sys.intern(namespace), name
+
+
+class _Table:
+    """
+    Objects of one kind, indexed under any number of string keys each.
+
+    Subclasses say which keys (and values stored under them) an object
+    yields; this class keeps the forward and reverse maps in step.
+    """
+
+    def __init__(self, report: ProblemReporter | None = None) -> None:
+        self._report = report
+        self._entries: dict[ObjectKey, tuple[tuple[str, Any], ...]] = {}
+        self._by_key: dict[str, dict[ObjectKey, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def keys(self) -> Iterator[ObjectKey]:
+        """
+        Every object in the table.
+        """
+        return iter(self._entries)
+
+    def _extract(
+        self, obj: Mapping[str, Any], where: ObjectKey
+    ) -> tuple[tuple[str, Any], ...]:
+        raise NotImplementedError()
+
+    def _problem(self, where: ObjectKey, problem: str) -> None:
+        if self._report is not None:
+            self._report(where[0], where[1], problem)
+
+    def upsert(self, obj: Mapping[str, Any]) -> None:
+        """
+        Add an object, or replace what is known of it.
+        """
+        where = object_key(obj)
+        if where is None:
+            return
+        self._remove(where)
+        entries = self._extract(obj, where)
+        if not entries:
+            return
+        self._entries[where] = entries
+        for key, value in entries:
+            self._by_key.setdefault(key, {})[where] = value
+
+    def delete(self, obj: Mapping[str, Any]) -> None:
+        """
+        Forget an object (given its last known state).
+        """
+        where = object_key(obj)
+        if where is not None:
+            self._remove(where)
+
+    def replace(
+        self, namespace: str | None, objects: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """
+        Make the table hold exactly C{objects} for C{namespace} (every
+        namespace when C{None}): what a relist found.
+        """
+        listed = set()
+        for obj in objects:
+            self.upsert(obj)
+            where = object_key(obj)
+            if where is not None:
+                listed.add(where)
+        gone = [
+            where
+            for where in self._entries
+            if where not in listed
+            and (namespace is None or where[0] == namespace)
+        ]
+        for where in gone:
+            self._remove(where)
+
+    def _remove(self, where: ObjectKey) -> None:
+        entries = self._entries.pop(where, None)
+        if entries is None:
+            return
+        for key, _ in entries:
+            bucket = self._by_key.get(key)
+            if bucket is not None:
+                bucket.pop(where, None)
+                if not bucket:
+                    del self._by_key[key]
+
+    def lookup(self, key: str) -> Mapping[ObjectKey, Any]:
+        """
+        The objects indexed under C{key}, with the value each stored.
+        """
+        return self._by_key.get(key, _NOTHING)
+
+
+_NOTHING: Mapping[ObjectKey, Any] = {}
+
+
+class WarehouseTable(_Table):
+    """
+    Warehouses by the repository key of each git subscription; the value
+    stored is the tuple of selectors of the subscriptions to that
+    repository.
+    """
+
+    def _extract(
+        self, obj: Mapping[str, Any], where: ObjectKey
+    ) -> tuple[tuple[str, Any], ...]:
+        spec = obj.get("spec")
+        subscriptions = spec.get("subscriptions") if isinstance(
+            spec, dict) else None
+        if not isinstance(subscriptions, list):
+            return ()
+        found: dict[str, list[Selector]] = {}
+        for subscription in subscriptions:
+            git = subscription.get("git") if isinstance(
+                subscription, dict) else None
+            if not isinstance(git, dict):
+                continue
+            url = git.get("repoURL")
+            key = repo_key(url) if isinstance(url, str) else None
+            if key is None:
+                continue
+            selector = compile_selector(git)
+            if selector.problem is not None:
+                self._problem(where, "subscription to {}: {}; every ref of "
+                              "it counts as a match".format(url,
+                                                            selector.problem))
+            found.setdefault(sys.intern(key), []).append(selector)
+        return tuple((key, tuple(selectors))
+                     for key, selectors in found.items())
+
+    def subscribed(self, key: str) -> Mapping[ObjectKey, tuple[Selector, ...]]:
+        """
+        The Warehouses subscribed to the repository C{key}, each with the
+        selectors of its subscriptions to it.
+        """
+        return self.lookup(key)
+
+
+class PromotionTable(_Table):
+    """
+    Running Promotions by the key of each pull request URL a
+    C{git-wait-for-pr} step at or before the current one waits on
+    (kargo-receiver.md §5.3).
+    """
+
+    def _extract(
+        self, obj: Mapping[str, Any], where: ObjectKey
+    ) -> tuple[tuple[str, Any], ...]:
+        status = obj.get("status")
+        spec = obj.get("spec")
+        if not isinstance(status, dict) or status.get("phase") != "Running":
+            return ()
+        steps = spec.get("steps") if isinstance(spec, dict) else None
+        if not isinstance(steps, list):
+            return ()
+        current = status.get("currentStep")
+        if current is None:
+            current = 0
+        if isinstance(current, bool) or not isinstance(current, int):
+            self._problem(where, "status.currentStep is not an integer")
+            return ()
+        state = status.get("state")
+        if not isinstance(state, dict):
+            state = {}
+        keys = []
+        for step in steps[: current + 1]:
+            if not isinstance(step, dict):
+                continue
+            alias = step.get("as")
+            if step.get("uses") != "git-wait-for-pr" or not alias or (
+                not isinstance(alias, str)
+            ):
+                continue
+            output = state.get(alias)
+            pr = output.get("pr") if isinstance(output, dict) else None
+            url = pr.get("url") if isinstance(pr, dict) else None
+            key = pr_key(url) if isinstance(url, str) and url else None
+            if key is not None:
+                keys.append((key, None))
+        return tuple(dict.fromkeys(keys))
+
+    def waiting_on(self, key: str) -> Iterable[ObjectKey]:
+        """
+        The Promotions waiting on the pull request C{key}.
+        """
+        return self.lookup(key).keys()
+
+
+class SubscriptionIndex:
+    """
+    Everything a delivery is matched against.
+    """
+
+    def __init__(self, report: ProblemReporter | None = None) -> None:
+        self.warehouses = WarehouseTable(report)
+        self.promotions = PromotionTable(report)

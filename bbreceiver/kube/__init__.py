@@ -1,0 +1,3 @@
+"""
+The Kubernetes side: REST client, authentication, list/watch reflectors.
+"""

@@ -1,0 +1,3 @@
+"""
+The Kubernetes API stand-in and other shipped test helpers.
+"""
