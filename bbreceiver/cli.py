@@ -90,7 +90,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
                 return 1
             return failure  # type: ignore[no-any-return]
 
-        return d.addErrback(failed)
+        def exit_code(code: int) -> None:
+            # react() exits 0 on success; SystemExit carries other codes.
+            if code:
+                raise SystemExit(code)
+
+        return d.addErrback(failed).addCallback(exit_code)
 
     react(guarded)
     raise AssertionError("react returned")  # pragma: no cover
@@ -213,6 +218,5 @@ class _TLSPolicy:
                                        trustRoot=trust)
 
 
-def _fail(message: str) -> NoReturn:  # pragma: no cover
-    sys.stderr.write("bbreceiver: " + message + "\n")
-    raise SystemExit(1)
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -248,9 +248,17 @@ async def _read_secrets(
 
     embedded = config.kubernetes.embedded
     if embedded is not None:
-        from bbreceiver.testing.objects import load_objects
+        from bbreceiver.testing.fakekube import parse_yaml_objects
 
-        objects = load_objects(embedded.objects) if embedded.objects else []
+        objects = []
+        if embedded.objects:
+            from bbreceiver.cli import CommandError
+
+            try:
+                with open(embedded.objects, "rb") as f:
+                    objects = parse_yaml_objects(f.read())
+            except (OSError, ValueError) as e:
+                raise CommandError("{}: {}".format(embedded.objects, e))
         table = {
             (o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
             for o in objects if o.get("kind") == "Secret"
