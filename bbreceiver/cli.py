@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from bbreceiver.bitbucket import sign
 from bbreceiver.config import ConfigError, load_config
-from bbreceiver.receivers import receiver_url, resolve_secrets
+from bbreceiver.receivers import discovered_routes, receiver_url
 
 
 class CommandError(Exception):
@@ -103,16 +103,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 async def _url(reactor: Any, args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    receivers = await resolve_secrets(reactor, config)
-    for receiver, secret in receivers:
-        project = receiver.project or '""'
+    routes = await discovered_routes(reactor, config)
+    for source, receiver, secret in routes.receivers():
         if secret is None:
-            sys.stdout.write("{} {} (unavailable: {})\n".format(
-                project, receiver.name, "its Secret or its key 'secret' is "
-                "missing"))
+            sys.stderr.write("bbreceiver: {} ({}) has no URL: {}\n".format(
+                receiver.label, source, routes.why_unrouted(receiver)))
             continue
         sys.stdout.write("{} {} {}\n".format(
-            project, receiver.name,
+            receiver.project or '""', receiver.name,
             receiver_url(config.base_url, receiver.project, receiver.name,
                          secret)))
     return 0
@@ -169,10 +167,19 @@ async def _send(reactor: Any, args: argparse.Namespace) -> int:
             raise CommandError("give --secret or --secret-file (or "
                                "--unsigned)")
         signature = sign(body, secret, args.algorithm)
-    policy = BrowserLikePolicyForHTTPS()
+    policy: Any = BrowserLikePolicyForHTTPS()
     if args.cacert or args.insecure:
-        policy = _TLSPolicy(
-            _read(args.cacert, "CA certificate") if args.cacert else None)
+        from bbreceiver.kube.auth import KubeConfigError, KubeTLSPolicy, \
+            load_certificates
+
+        try:
+            authorities = load_certificates(
+                _read(args.cacert, "CA certificate"), args.cacert
+            ) if args.cacert else []
+        except KubeConfigError as e:
+            raise CommandError(str(e))
+        policy = KubeTLSPolicy(ca_certificates=authorities,
+                               insecure=args.insecure)
     http = HTTPClient(Agent(reactor, contextFactory=policy))
     try:
         response = await http.post(
@@ -194,28 +201,6 @@ def _describe(error: BaseException) -> str:
     if reasons:
         return "; ".join(_describe(r.value) for r in reasons)
     return str(error) or type(error).__name__
-
-
-class _TLSPolicy:
-    """
-    https with a given CA, or with no verification at all.
-    """
-
-    def __init__(self, ca_pem: bytes | None) -> None:
-        self._ca_pem = ca_pem
-
-    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
-        from twisted.internet import ssl
-
-        if self._ca_pem is None:
-            return ssl.CertificateOptions(verify=False)
-        try:
-            trust = ssl.trustRootFromCertificates(
-                [ssl.Certificate.loadPEM(self._ca_pem)])
-        except Exception as e:
-            raise CommandError("bad CA certificate: {}".format(e))
-        return ssl.optionsForClientTLS(hostname.decode("ascii"),
-                                       trustRoot=trust)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -153,7 +153,7 @@ def validate_endpoint(description: str) -> None:
     """
     from twisted.internet.endpoints import serverFromString
 
-    serverFromString(_NO_REACTOR, description)
+    serverFromString(_NO_REACTOR, description)  # type: ignore[no-untyped-call]
 
 
 _NO_REACTOR: Any = object()
@@ -250,7 +250,7 @@ class _Reader:
         parts = text.split(":")
         for i, part in enumerate(parts):
             for option in ("privateKey=", "certKey=", "extraCertChain=",
-                           "dhParameters=", "caCertsDir="):
+                           "dhParameters="):
                 if part.startswith(option):
                     parts[i] = option + self.file_path(part[len(option):])
         return ":".join(parts)
@@ -260,6 +260,15 @@ class _Reader:
 
     def path_value(self, value: object, key: str) -> str:
         return self.file_path(self.nonempty(value, key))
+
+    def path_list(self, value: object, key: str) -> str:
+        """
+        A KUBECONFIG-style list of paths, each made relative to the file's
+        folder.
+        """
+        text = self.nonempty(value, key)
+        return os.pathsep.join(self.file_path(part)
+                               for part in text.split(os.pathsep) if part)
 
     def string_list(self, value: object, key: str) -> tuple[str, ...]:
         if not isinstance(value, list):
@@ -446,13 +455,13 @@ def _kubernetes(reader: _Reader, value: object) -> KubernetesConfig:
                               "tcp:0:interface=127.0.0.1"),
             objects=reader.get(raw, sub, "objects", reader.path_value, None),
         )
-    namespaces = reader.get(section, key, "namespaces", reader.string_list,
-                            ())
+    namespaces: tuple[str, ...] = reader.get(
+        section, key, "namespaces", reader.string_list, ())
     if len(set(namespaces)) != len(namespaces):
         raise reader.fail(_join(key, "namespaces"), "lists a namespace twice")
     return KubernetesConfig(
         in_cluster=in_cluster,
-        kubeconfig=reader.get(section, key, "kubeconfig", reader.path_value,
+        kubeconfig=reader.get(section, key, "kubeconfig", reader.path_list,
                               None),
         context=reader.get(section, key, "context", reader.nonempty, None),
         server=server,

@@ -3,11 +3,12 @@ Receivers and their URLs: the path of a receiver is Kargo's
 C{PREFIX/bitbucket/sha256(project + name + secret)} (SPEC §4), so the table
 of served paths changes whenever a secret does.
 
-L{ReceiverRoutes} is that table.  Receivers whose secret is in the file are
-routed from the start; those with a C{secretRef} are routed once their
-Secret is known (fed by a Secret watch), and follow its changes: the new
-path serves the new secret at once while the old path keeps serving the old
-secret for the rotation grace period (SPEC §8).
+Receivers are declared by sources: the configuration file, and, with
+C{kargo.projectConfigs}, every ProjectConfig and the ClusterConfig named
+C{cluster} (SPEC §8).  A receiver whose secret lives in a Secret is routed
+once that Secret is known, and follows it: a new secret routes its new path
+at once while the old path keeps serving the old secret for the rotation
+grace period.  A path claimed by two receivers is served by neither.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from bbreceiver.config import Config, ReceiverConfig, base_path, join_url_path
+from bbreceiver.config import Config, SecretRef, base_path, join_url_path
 from bbreceiver.web import Route
 
 log = Logger()
+
+CONFIG_FILE = "the configuration file"
 
 
 def receiver_hash(project: str, name: str, secret: bytes) -> str:
@@ -69,39 +72,115 @@ def secret_value(secret: Mapping[str, Any]) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class Declared:
+    """
+    A receiver as a source declares it: exactly one of C{secret} and
+    C{secret_ref} is set.
+    """
+
+    project: str
+    name: str
+    secret: bytes | None = None
+    secret_ref: SecretRef | None = None
+
+    @property
+    def label(self) -> str:
+        return self.project + "/" + self.name
+
+
+def _metadata_key(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    namespace = metadata.get("namespace") or ""
+    name = metadata.get("name")
+    if not isinstance(namespace, str) or not isinstance(name, str):
+        return None
+    return namespace, name
+
+
+class SecretStore:
+    """
+    The C{secret} key of every watched Secret (a reflector's sink), and
+    who to tell when one changes.
+    """
+
+    def __init__(self, changed: Callable[[tuple[str, str]], None]) -> None:
+        self._values: dict[tuple[str, str], bytes | None] = {}
+        self._changed = changed
+
+    def get(self, key: tuple[str, str]) -> tuple[bool, bytes | None]:
+        """
+        Whether the Secret exists, and its value.
+        """
+        return key in self._values, self._values.get(key)
+
+    def upsert(self, obj: Mapping[str, Any]) -> None:
+        key = _metadata_key(obj)
+        if key is None:
+            return
+        value = secret_value(obj)
+        if key in self._values and self._values[key] == value:
+            return
+        self._values[key] = value
+        self._changed(key)
+
+    def delete(self, obj: Mapping[str, Any]) -> None:
+        key = _metadata_key(obj)
+        if key is not None and key in self._values:
+            del self._values[key]
+            self._changed(key)
+
+    def replace(self, namespace: str | None,
+                objects: Iterable[Mapping[str, Any]]) -> None:
+        listed = set()
+        for obj in objects:
+            self.upsert(obj)
+            key = _metadata_key(obj)
+            if key is not None:
+                listed.add(key)
+        for key in [k for k in self._values if k not in listed and (
+                namespace is None or k[0] == namespace)]:
+            del self._values[key]
+            self._changed(key)
+
+
 @dataclass
 class _Claim:
+    source: str
     route: Route
     expiry: IDelayedCall | None = None
 
 
 class ReceiverRoutes:
     """
-    The receiver paths served now.
+    The receiver paths served now (the web app's L{bbreceiver.web.Routes}).
     """
 
     def __init__(self, config: Config, clock: IReactorTime) -> None:
         self._base_url = config.base_url
         self._grace = config.kargo.rotation_grace_seconds
+        self._system_namespace = config.kargo.system_namespace
         self._clock = clock
+        self.secrets = SecretStore(self._secret_changed)
         self._claims: dict[bytes, list[_Claim]] = {}
-        self._current: dict[ReceiverConfig, bytes] = {}
-        self._by_ref: dict[tuple[str, str], list[ReceiverConfig]] = {}
-        self._explained: dict[ReceiverConfig, str] = {}
-        for receiver in config.receivers:
-            if receiver.secret is not None:
-                self._set(receiver, receiver.secret)
-            elif receiver.secret_ref is not None:
-                ref = receiver.secret_ref
-                self._by_ref.setdefault((ref.namespace, ref.name),
-                                        []).append(receiver)
+        self._declared: dict[str, list[Declared]] = {}
+        self._current: dict[tuple[str, str], bytes] = {}
+        self._explained: dict[tuple[str, str], str] = {}
+        self.declare(CONFIG_FILE, [
+            Declared(r.project, r.name, r.secret, r.secret_ref)
+            for r in config.receivers])
 
     @property
     def secret_refs(self) -> list[tuple[str, str]]:
         """
-        The C{(namespace, name)} of every Secret a receiver needs.
+        The C{(namespace, name)} of every Secret the configuration file's
+        receivers name.
         """
-        return sorted(self._by_ref)
+        return sorted({
+            (d.secret_ref.namespace, d.secret_ref.name)
+            for d in self._declared.get(CONFIG_FILE, ()) if d.secret_ref})
 
     def lookup(self, path: bytes) -> Route | None:
         claims = self._claims.get(path)
@@ -114,53 +193,143 @@ class ReceiverRoutes:
         Paths claimed by more than one receiver (served by none).
         """
         return sorted(
-            ", ".join(sorted({c.route.label for c in claims}))
-            for claims in self._claims.values() if len(claims) > 1
+            "{} claimed by {}".format(path.decode(), ", ".join(sorted(
+                "{} ({})".format(c.route.label, c.source) for c in claims)))
+            for path, claims in self._claims.items() if len(claims) > 1
         )
 
-    def _route(self, receiver: ReceiverConfig, secret: bytes) -> Route:
-        return Route(receiver.label, receiver.project, secret)
+    def receivers(self) -> list[tuple[str, Declared, bytes | None]]:
+        """
+        Every declared receiver, its source and its current secret.
+        """
+        found = []
+        for source, declared in sorted(
+                self._declared.items(),
+                key=lambda item: (item[0] != CONFIG_FILE, item[0])):
+            for receiver in declared:
+                found.append((source, receiver, self._secret_of(receiver)[1]))
+        return found
 
-    def _set(self, receiver: ReceiverConfig, secret: bytes | None) -> None:
+    def why_unrouted(self, receiver: Declared) -> str | None:
         """
-        Route C{receiver} with C{secret} (unroute it when C{None}); a
-        replaced path keeps serving its old secret for the grace period.
+        Why a receiver has no route now, or C{None}.
         """
-        old = self._current.pop(receiver, None)
-        new = (receiver_path(self._base_url, receiver.project, receiver.name,
-                             secret) if secret is not None else None)
-        if old == new and old is not None:
-            self._current[receiver] = old
+        return self._secret_of(receiver)[0]
+
+    def declare(self, source: str, receivers: Iterable[Declared]) -> None:
+        """
+        Make C{receivers} the ones C{source} declares now.
+        """
+        new = list(receivers)
+        old = self._declared.pop(source, [])
+        if new:
+            self._declared[source] = new
+        for receiver in old:
+            if receiver not in new:
+                self._route(source, receiver, None)
+                self._explained.pop((source, receiver.label), None)
+        for receiver in new:
+            self._resolve(source, receiver)
+
+    def _secret_of(self, receiver: Declared) -> tuple[str | None, bytes | None]:
+        """
+        Why the receiver cannot be routed (or C{None}), and its secret.
+        """
+        if receiver.secret is not None:
+            return None, receiver.secret
+        assert receiver.secret_ref is not None
+        ref = receiver.secret_ref
+        exists, value = self.secrets.get((ref.namespace, ref.name))
+        if not exists:
+            return "Secret {}/{} does not exist".format(
+                ref.namespace, ref.name), None
+        if value is None:
+            return "Secret {}/{} has no key 'secret'".format(
+                ref.namespace, ref.name), None
+        return None, value
+
+    def _resolve(self, source: str, receiver: Declared) -> None:
+        why, secret = self._secret_of(receiver)
+        key = (source, receiver.label)
+        if why != self._explained.get(key):
+            if why is None:
+                self._explained.pop(key, None)
+                if receiver.secret_ref is not None:
+                    log.info("receiver {receiver} ({source}) is routed",
+                             receiver=receiver.label, source=source)
+            else:
+                self._explained[key] = why
+                log.warn("receiver {receiver} ({source}) is not routed: "
+                         "{why}", receiver=receiver.label, source=source,
+                         why=why)
+        self._route(source, receiver, secret)
+
+    def _secret_changed(self, key: tuple[str, str]) -> None:
+        for source, declared in list(self._declared.items()):
+            for receiver in declared:
+                ref = receiver.secret_ref
+                if ref is not None and (ref.namespace, ref.name) == key:
+                    self._resolve(source, receiver)
+
+    def _route(self, source: str, receiver: Declared,
+               secret: bytes | None) -> None:
+        """
+        Serve C{receiver} with C{secret} (nothing when C{None}); a replaced
+        path keeps serving its old secret for the grace period.
+        """
+        key = (source, receiver.label)
+        if secret is None:
+            # No secret, or no receiver: not routed at all (SPEC §3), old
+            # paths in their grace period included.
+            self._current.pop(key, None)
+            self._unclaim(key)
+            return
+        new = receiver_path(self._base_url, receiver.project, receiver.name,
+                            secret)
+        old = self._current.pop(key, None)
+        if old == new:
+            self._current[key] = new
             return
         if old is not None:
-            self._retire(receiver, old)
-        if new is not None and secret is not None:
-            claims = self._claims.setdefault(new, [])
-            for claim in list(claims):
-                if claim.route.label == receiver.label:
-                    # Back to a secret still in its grace period.
-                    if claim.expiry is not None and claim.expiry.active():
-                        claim.expiry.cancel()
-                    claims.remove(claim)
-            claims.append(_Claim(self._route(receiver, secret)))
-            self._current[receiver] = new
-            if len(self._claims[new]) > 1:
-                log.error("path {path} is claimed by {receivers}: serving "
-                          "neither", path=new.decode(),
-                          receivers=", ".join(sorted(
-                              c.route.label for c in self._claims[new])))
+            self._retire(source, receiver, old)
+        claims = self._claims.setdefault(new, [])
+        for claim in list(claims):
+            if (claim.source, claim.route.label) == key:
+                # Back to a secret still in its grace period.
+                if claim.expiry is not None and claim.expiry.active():
+                    claim.expiry.cancel()
+                claims.remove(claim)
+        claims.append(_Claim(source, Route(receiver.label, receiver.project,
+                                           secret)))
+        self._current[key] = new
+        if len(claims) > 1:
+            log.error("{path} is claimed by {claims}: serving none of them",
+                      path=new.decode(), claims=", ".join(sorted(
+                          "{} ({})".format(c.route.label, c.source)
+                          for c in claims)))
 
-    def _retire(self, receiver: ReceiverConfig, path: bytes) -> None:
-        claims = self._claims.get(path, [])
-        for claim in claims:
-            if claim.route.label == receiver.label and not claim.route.retiring:
-                claim.route = Route(claim.route.label, claim.route.project,
-                                    claim.route.secret, retiring=True)
+    def _unclaim(self, key: tuple[str, str]) -> None:
+        for path, claims in list(self._claims.items()):
+            for claim in [c for c in claims
+                          if (c.source, c.route.label) == key]:
+                if claim.expiry is not None and claim.expiry.active():
+                    claim.expiry.cancel()
+                claims.remove(claim)
+            if not claims:
+                del self._claims[path]
+
+    def _retire(self, source: str, receiver: Declared, path: bytes) -> None:
+        for claim in self._claims.get(path, []):
+            if (claim.source, claim.route.label) == (
+                    source, receiver.label) and not claim.route.retiring:
+                route = claim.route
+                claim.route = Route(route.label, route.project, route.secret,
+                                    retiring=True)
                 claim.expiry = self._clock.callLater(
                     self._grace, self._expire, path, claim)
-                log.info("receiver {receiver} has a new secret; its previous "
-                         "URL keeps working for {grace:.0f}s",
-                         receiver=receiver.label, grace=self._grace)
+                log.info("receiver {receiver}: its previous URL keeps working "
+                         "for {grace:.0f}s", receiver=receiver.label,
+                         grace=self._grace)
                 return
 
     def _expire(self, path: bytes, claim: _Claim) -> None:
@@ -170,117 +339,191 @@ class ReceiverRoutes:
             if not claims:
                 del self._claims[path]
 
-    def _explain(self, receiver: ReceiverConfig, why: str | None) -> None:
-        """
-        Log once why a receiver is not routed, and once when it is again.
-        """
-        before = self._explained.get(receiver)
-        if why == before:
-            return
-        if why is None:
-            self._explained.pop(receiver, None)
-            log.info("receiver {receiver} is routed", receiver=receiver.label)
-        else:
-            self._explained[receiver] = why
-            log.warn("receiver {receiver} is not routed: {why}",
-                     receiver=receiver.label, why=why)
 
-    # The Secret sink (a reflector's ResourceSink).
+def _bitbucket_receivers(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """
+    The C{(name, secret name)} of each Bitbucket receiver a ProjectConfig
+    or ClusterConfig declares in C{spec.webhookReceivers}.
+    """
+    spec = obj.get("spec")
+    entries = spec.get("webhookReceivers") if isinstance(spec, dict) else None
+    found = []
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name")
+        bitbucket = entry.get("bitbucket")
+        ref = bitbucket.get("secretRef") if isinstance(bitbucket,
+                                                       dict) else None
+        secret = ref.get("name") if isinstance(ref, dict) else None
+        if isinstance(name, str) and name and isinstance(secret, str) and (
+                secret):
+            found.append((name, secret))
+    return found
+
+
+class ProjectConfigs:
+    """
+    The receivers of every ProjectConfig (a reflector's sink): project =
+    namespace, Secrets in that namespace.
+    """
+
+    def __init__(self, routes: ReceiverRoutes) -> None:
+        self._routes = routes
+        self._sources: set[tuple[str, str]] = set()
+
+    @staticmethod
+    def _source(key: tuple[str, str]) -> str:
+        return "ProjectConfig {}/{}".format(*key)
 
     def upsert(self, obj: Mapping[str, Any]) -> None:
-        metadata = obj.get("metadata")
-        if not isinstance(metadata, dict):
+        key = _metadata_key(obj)
+        if key is None:
             return
-        key = (metadata.get("namespace") or "", metadata.get("name") or "")
-        for receiver in self._by_ref.get(key, ()):  # type: ignore[call-overload]
-            secret = secret_value(obj)
-            self._explain(receiver, None if secret is not None else
-                          "Secret {}/{} has no key 'secret'".format(*key))
-            self._set(receiver, secret)
+        namespace = key[0]
+        self._sources.add(key)
+        self._routes.declare(self._source(key), [
+            Declared(namespace, name, secret_ref=SecretRef(namespace, secret))
+            for name, secret in _bitbucket_receivers(obj)])
 
     def delete(self, obj: Mapping[str, Any]) -> None:
-        metadata = obj.get("metadata")
-        if not isinstance(metadata, dict):
-            return
-        key = (metadata.get("namespace") or "", metadata.get("name") or "")
-        for receiver in self._by_ref.get(key, ()):  # type: ignore[call-overload]
-            self._explain(receiver, "Secret {}/{} does not exist".format(*key))
-            self._set(receiver, None)
+        key = _metadata_key(obj)
+        if key is not None:
+            self._sources.discard(key)
+            self._routes.declare(self._source(key), [])
 
     def replace(self, namespace: str | None,
                 objects: Iterable[Mapping[str, Any]]) -> None:
-        seen = set()
+        listed = set()
         for obj in objects:
-            metadata = obj.get("metadata")
-            if isinstance(metadata, dict):
-                seen.add((metadata.get("namespace") or "",
-                          metadata.get("name") or ""))
             self.upsert(obj)
-        for key in self._by_ref:
-            if key not in seen and (namespace is None or key[0] == namespace):
-                self.delete({"metadata": {"namespace": key[0],
-                                          "name": key[1]}})
+            key = _metadata_key(obj)
+            if key is not None:
+                listed.add(key)
+        for key in [k for k in self._sources if k not in listed and (
+                namespace is None or k[0] == namespace)]:
+            self._sources.discard(key)
+            self._routes.declare(self._source(key), [])
 
 
-async def resolve_secrets(
-    reactor: Any, config: Config
-) -> list[tuple[ReceiverConfig, bytes | None]]:
+class ClusterConfigs:
     """
-    Every receiver with its current secret, reading C{secretRef} Secrets
-    through the file's Kubernetes settings (for C{bbreceiver url}).
+    The receivers of the ClusterConfig named C{cluster} (a reflector's
+    sink): project C{""}, Secrets in the system namespace.
     """
-    needed = [r.secret_ref for r in config.receivers if r.secret_ref]
-    found: dict[tuple[str, str], bytes | None] = {}
-    if needed:
-        found = await _read_secrets(reactor, config, needed)
-    return [
-        (r, r.secret if r.secret is not None else found.get(
-            (r.secret_ref.namespace, r.secret_ref.name)) if r.secret_ref
-         else None)
-        for r in config.receivers
-    ]
+
+    SOURCE = "ClusterConfig cluster"
+
+    def __init__(self, routes: ReceiverRoutes, system_namespace: str) -> None:
+        self._routes = routes
+        self._namespace = system_namespace
+
+    def upsert(self, obj: Mapping[str, Any]) -> None:
+        if _metadata_key(obj) != ("", "cluster"):
+            return
+        self._routes.declare(self.SOURCE, [
+            Declared("", name, secret_ref=SecretRef(self._namespace, secret))
+            for name, secret in _bitbucket_receivers(obj)])
+
+    def delete(self, obj: Mapping[str, Any]) -> None:
+        if _metadata_key(obj) == ("", "cluster"):
+            self._routes.declare(self.SOURCE, [])
+
+    def replace(self, namespace: str | None,
+                objects: Iterable[Mapping[str, Any]]) -> None:
+        listed = [o for o in objects if _metadata_key(o) == ("", "cluster")]
+        if listed:
+            self.upsert(listed[0])
+        else:
+            self._routes.declare(self.SOURCE, [])
 
 
-async def _read_secrets(
-    reactor: Any, config: Config, refs: list[Any]
-) -> dict[tuple[str, str], bytes | None]:
-    from bbreceiver.kube.client import SECRETS, KubeError, NotFound
-
+async def discovered_routes(reactor: Any, config: Config) -> ReceiverRoutes:
+    """
+    The routing table as the daemon would build it now, with every Secret
+    and Kargo object read once (for C{bbreceiver url}).
+    """
+    routes = ReceiverRoutes(config, reactor)
+    project_configs = ProjectConfigs(routes)
+    cluster_configs = ClusterConfigs(routes, config.kargo.system_namespace)
     embedded = config.kubernetes.embedded
     if embedded is not None:
-        from bbreceiver.testing.fakekube import parse_yaml_objects
+        objects = _embedded_objects(embedded.objects)
 
-        objects = []
-        if embedded.objects:
-            from bbreceiver.cli import CommandError
+        def of(kind: str) -> list[dict[str, Any]]:
+            return [o for o in objects if o.get("kind") == kind]
 
-            try:
-                with open(embedded.objects, "rb") as f:
-                    objects = parse_yaml_objects(f.read())
-            except (OSError, ValueError) as e:
-                raise CommandError("{}: {}".format(embedded.objects, e))
-        table = {
-            (o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
-            for o in objects if o.get("kind") == "Secret"
-        }
-        return {(r.namespace, r.name): secret_value(
-            table.get((r.namespace, r.name), {})) for r in refs}
+        routes.secrets.replace(None, of("Secret"))
+        if config.kargo.project_configs:
+            project_configs.replace(None, of("ProjectConfig"))
+            cluster_configs.replace(None, of("ClusterConfig"))
+        return routes
+    needed = routes.secret_refs
+    if not needed and not config.kargo.project_configs:
+        return routes
     from bbreceiver.cli import CommandError
     from bbreceiver.kube.auth import KubeConfigError, client_from_config
+    from bbreceiver.kube.client import (
+        CLUSTERCONFIGS,
+        PROJECTCONFIGS,
+        SECRETS,
+        KubeError,
+        NotFound,
+        TransportError,
+    )
 
     try:
         client = await client_from_config(reactor, config.kubernetes)
+        if config.kargo.project_configs:
+            namespaces: list[str | None] = list(
+                config.kubernetes.namespaces) or [None]
+            for namespace in namespaces:
+                listed = await _list_all(client, PROJECTCONFIGS, namespace)
+                for obj in listed:
+                    project_configs.upsert(obj)
+            try:
+                cluster_configs.upsert(await client.get(
+                    CLUSTERCONFIGS, None, "cluster"))
+            except NotFound:
+                pass
+        wanted = {
+            (r.secret_ref.namespace, r.secret_ref.name)
+            for _, r, _ in routes.receivers() if r.secret_ref is not None}
+        for namespace, name in sorted(wanted):
+            try:
+                routes.secrets.upsert(await client.get(SECRETS, namespace,
+                                                       name))
+            except NotFound:
+                pass
     except KubeConfigError as e:
         raise CommandError(str(e))
-    result: dict[tuple[str, str], bytes | None] = {}
-    for ref in refs:
-        try:
-            secret = await client.get(SECRETS, ref.namespace, ref.name)
-        except NotFound:
-            result[(ref.namespace, ref.name)] = None
-        except KubeError as e:
-            raise CommandError("cannot read Secret {}/{}: {}".format(
-                ref.namespace, ref.name, e))
-        else:
-            result[(ref.namespace, ref.name)] = secret_value(secret)
-    return result
+    except (KubeError, TransportError) as e:
+        raise CommandError("cannot read from the Kubernetes API: {}".format(
+            e))
+    return routes
+
+
+async def _list_all(client: Any, resource: Any,
+                    namespace: str | None) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = await client.list_page(resource, namespace, limit=500,
+                                      continue_=token)
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def _embedded_objects(path: str | None) -> list[dict[str, Any]]:
+    if not path:
+        return []
+    from bbreceiver.cli import CommandError
+    from bbreceiver.testing.fakekube import parse_yaml_objects
+
+    try:
+        with open(path, "rb") as f:
+            return parse_yaml_objects(f.read())
+    except (OSError, ValueError) as e:
+        raise CommandError("{}: {}".format(path, e))

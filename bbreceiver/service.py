@@ -11,16 +11,19 @@ import sys
 from typing import Any
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from bbreceiver.config import Config
 from bbreceiver.index import SubscriptionIndex
 from bbreceiver.kube.client import (
+    CLUSTERCONFIGS,
+    PROJECTCONFIGS,
     PROMOTIONS,
     SECRETS,
     WAREHOUSES,
@@ -35,7 +38,7 @@ from bbreceiver.kube.client import (
 from bbreceiver.kube.reflector import Reflector, ResourceSink
 from bbreceiver.metrics import Metrics
 from bbreceiver.plan import PROMOTION, WAREHOUSE, Target
-from bbreceiver.receivers import ReceiverRoutes
+from bbreceiver.receivers import ClusterConfigs, ProjectConfigs, ReceiverRoutes
 from bbreceiver.refresh import FAIL, GONE, RETRY, Refresher, Verdict
 from bbreceiver.web import DeliverySite, WebhookApp
 
@@ -82,6 +85,18 @@ class _ProblemLog:
                  name=name, problem=problem)
 
 
+class _QuietSite(Site):
+    """
+    A site that writes no access log (Prometheus scrapes every few
+    seconds).
+    """
+
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        pass
+
+
 class ReceiverService(MultiService):
     """
     The whole daemon.
@@ -104,6 +119,8 @@ class ReceiverService(MultiService):
         self.client: KubeClient | None = None
         self.embedded: Any = None
         self._ports: list[IListeningPort] = []
+        self._embedded_port: IListeningPort | None = None
+        self.site: DeliverySite | None = None
         self._in_flight: set[Deferred[Any]] = set()
         self.refresher: Refresher | None = None
 
@@ -126,14 +143,16 @@ class ReceiverService(MultiService):
             self.routes, self.index, self.refresher, self.reactor,
             ready=self.ready, readiness=self.readiness,
             observer=self.metrics, max_body_bytes=limits.max_body_bytes)
-        site = DeliverySite(app, limits, reactor=self.reactor)
-        self._ports.append(self._listen(self.config.listen, site, "listen"))
+        self.site = DeliverySite(app, limits, reactor=self.reactor)
+        self._ports.append(self._listen(self.config.listen, self.site,
+                                        "listen"))
         if self.config.metrics_listen is not None:
             from prometheus_client.twisted import MetricsResource
 
+            root = Resource()
+            root.putChild(b"metrics", MetricsResource(self.metrics.registry))
             self._ports.append(self._listen(
-                self.config.metrics_listen,
-                Site(MetricsResource(self.metrics.registry)),
+                self.config.metrics_listen, _QuietSite(root),
                 "metrics.listen"))
         super().startService()
         log.info("bbreceiver serving {count} receiver(s) on {listen}",
@@ -190,10 +209,22 @@ class ReceiverService(MultiService):
         everywhere = [(namespace, None) for namespace in namespaces]
         watch(WAREHOUSES, everywhere, self.index.warehouses)
         watch(PROMOTIONS, everywhere, self.index.promotions)
-        refs = self.routes.secret_refs
-        if refs:
+        kargo = self.config.kargo
+        if kargo.project_configs:
+            # Any Secret of a project (or of the system namespace) may be
+            # named by a receiver that appears later.
+            watch(PROJECTCONFIGS, everywhere, ProjectConfigs(self.routes))
+            watch(CLUSTERCONFIGS, [(None, "metadata.name=cluster")],
+                  ClusterConfigs(self.routes, kargo.system_namespace))
+            scopes: list[tuple[str | None, str | None]] = [(None, None)]
+            if settings.namespaces:
+                scopes = [(namespace, None) for namespace in sorted(
+                    {*settings.namespaces, kargo.system_namespace})]
+            watch(SECRETS, scopes, self.routes.secrets)
+        elif self.routes.secret_refs:
             watch(SECRETS, [(namespace, "metadata.name=" + name)
-                            for namespace, name in refs], self.routes)
+                            for namespace, name in self.routes.secret_refs],
+                  self.routes.secrets)
 
     def _listen(self, description: str, factory: Any, key: str
                 ) -> IListeningPort:
@@ -251,30 +282,42 @@ class ReceiverService(MultiService):
     def stopService(self) -> Deferred[None]:
         """
         Stop accepting, let deliveries and their PATCHes finish (bounded by
-        the response deadline), then close the watches.
+        the response deadline), close the connections once their answers
+        are out, then close the watches.
         """
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
         ports, self._ports = self._ports, []
-        stopping = [port.stopListening() for port in ports]
-        refresher = self.refresher
-        idle = refresher.when_idle() if refresher is not None else succeed(
-            None)
-        deadline = 2 * self.config.limits.response_deadline_seconds
-        waited: Deferred[Any] = Deferred()
+        for port in ports:
+            await maybeDeferred(port.stopListening)
+        deadline = self.config.limits.response_deadline_seconds
+        busy = []
+        if self.site is not None:
+            busy.append(self.site.drained())
+        if self.refresher is not None:
+            busy.append(self.refresher.when_idle())
+        if not await self._within(2 * deadline, DeferredList(busy)):
+            log.warn("stopping with deliveries or refreshes still in flight")
+        if self.site is not None:
+            await self._within(deadline, self.site.close_connections())
+        await MultiService.stopService(self)
+        if self._embedded_port is not None:
+            await maybeDeferred(self._embedded_port.stopListening)
+        log.info("bbreceiver stopped")
+
+    async def _within(self, seconds: float, d: Deferred[Any]) -> bool:
+        """
+        Wait for C{d}, at most C{seconds}; say whether it fired.
+        """
+        done: Deferred[bool] = Deferred()
         timer = self.reactor.callLater(
-            deadline, lambda: waited.called or waited.callback(None))
-        idle.addBoth(lambda _: waited.called or waited.callback(None))
-
-        def stop_children(_: object) -> Deferred[Any]:
-            if timer.active():
-                timer.cancel()
-            d = DeferredList([succeed(None), *[
-                d for d in stopping if d is not None]])
-            d.addCallback(lambda _: MultiService.stopService(self))
-            if getattr(self, "_embedded_port", None) is not None:
-                d.addCallback(lambda _: self._embedded_port.stopListening())
-            return d
-
-        return waited.addCallback(stop_children)
+            seconds, lambda: done.called or done.callback(False))
+        d.addBoth(lambda _: done.called or done.callback(True))
+        result = await done
+        if timer.active():
+            timer.cancel()
+        return result
 
 
 def _fatal(message: str) -> int:

@@ -7,6 +7,7 @@ L{Options.postOptions}, before the reactor runs, and reported as one line.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.application.service import IService
@@ -78,6 +79,10 @@ def _connection(config: Config) -> Any:
         if settings.kubeconfig:
             return kubeconfig_settings(settings.kubeconfig, settings.context)
         if settings.server:
+            if settings.token_file is not None and not os.access(
+                    settings.token_file, os.R_OK):
+                raise KubeConfigError("tokenFile {} cannot be read".format(
+                    settings.token_file))
             return server_settings(settings)
         return in_cluster_settings()
     except KubeConfigError as e:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any, Protocol
 
 from klein import Klein
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.iweb import IRequest
@@ -53,7 +54,7 @@ class Route:
 
     label: str
     project: str
-    secret: bytes
+    secret: bytes = field(repr=False)
     retiring: bool = False
 
 
@@ -320,6 +321,8 @@ class DeliveryRequest(Request):
     def requestReceived(
         self, command: bytes, path: bytes, version: bytes
     ) -> None:
+        site: DeliverySite = self.channel.site
+        site.busy(self)
         # A body is never form data here; without its Content-Type,
         # twisted.web does not try to parse it as such (and answer 400 for
         # what does not parse) before the app has looked at the request.
@@ -427,11 +430,11 @@ class DeliveryChannel(HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        self.site.connections += 1
+        self.site.opened(self)
 
     def connectionLost(self, reason: Any) -> None:
         self._stop_receiving_timer()
-        self.site.connections -= 1
+        self.site.closed(self)
         super().connectionLost(reason)
 
 
@@ -450,6 +453,7 @@ class DeliverySite(Site):
     requestFactory = DeliveryRequest
     protocol = DeliveryChannel
     displayTracebacks = False
+    noisy = False
 
     def __init__(
         self,
@@ -464,7 +468,67 @@ class DeliverySite(Site):
         )
         self.app = app
         self.limits = limits
-        self.connections = 0
+        self.channels: set[DeliveryChannel] = set()
+        self._requests: set[Request] = set()
+        self._drained: list[Deferred[None]] = []
+        self._closed: list[Deferred[None]] = []
+
+    @property
+    def connections(self) -> int:
+        """
+        Client connections open now.
+        """
+        return len(self.channels)
+
+    def opened(self, channel: DeliveryChannel) -> None:
+        self.channels.add(channel)
+
+    def closed(self, channel: DeliveryChannel) -> None:
+        self.channels.discard(channel)
+        if not self.channels:
+            self._fire(self._closed)
+
+    def busy(self, request: Request) -> None:
+        """
+        Track C{request} until its answer is written.
+        """
+        self._requests.add(request)
+        request.notifyFinish().addBoth(self._done, request)
+
+    def _done(self, _: object, request: Request) -> None:
+        self._requests.discard(request)
+        if not self._requests:
+            self._fire(self._drained)
+
+    @staticmethod
+    def _fire(waiters: list[Deferred[None]]) -> None:
+        pending = list(waiters)
+        del waiters[:]
+        for d in pending:
+            d.callback(None)
+
+    def drained(self) -> Deferred[None]:
+        """
+        Fires once no request is being answered.
+        """
+        if not self._requests:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drained.append(d)
+        return d
+
+    def close_connections(self) -> Deferred[None]:
+        """
+        Close every client connection once what was written to it is sent
+        (a reactor shutting down would drop it); fires when all are closed.
+        """
+        if not self.channels:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._closed.append(d)
+        for channel in list(self.channels):
+            channel.transport.loseConnection()
+        return d
 
     def is_receiver(self, path: bytes) -> bool:
         """

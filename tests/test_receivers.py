@@ -82,7 +82,7 @@ class RoutesTests(SynchronousTestCase):
     def test_secret_ref(self) -> None:
         first = self.path("team", "ref", b"one")
         self.assertIsNone(self.routes.lookup(first))
-        self.routes.replace("team", [secret("team", "s", b"one"),
+        self.routes.secrets.replace("team", [secret("team", "s", b"one"),
                                      secret("team", "other", b"x")])
         route = self.routes.lookup(first)
         assert route is not None
@@ -91,9 +91,9 @@ class RoutesTests(SynchronousTestCase):
     def test_rotation(self) -> None:
         old, new = self.path("team", "ref", b"one"), self.path(
             "team", "ref", b"two")
-        self.routes.upsert(secret("team", "s", b"one"))
+        self.routes.secrets.upsert(secret("team", "s", b"one"))
         self.clock.advance(100)
-        self.routes.upsert(secret("team", "s", b"two"))
+        self.routes.secrets.upsert(secret("team", "s", b"two"))
         route = self.routes.lookup(new)
         assert route is not None
         self.assertFalse(route.retiring)
@@ -109,35 +109,159 @@ class RoutesTests(SynchronousTestCase):
 
     def test_rotating_back(self) -> None:
         one = self.path("team", "ref", b"one")
-        self.routes.upsert(secret("team", "s", b"one"))
-        self.routes.upsert(secret("team", "s", b"two"))
-        self.routes.upsert(secret("team", "s", b"one"))
+        self.routes.secrets.upsert(secret("team", "s", b"one"))
+        self.routes.secrets.upsert(secret("team", "s", b"two"))
+        self.routes.secrets.upsert(secret("team", "s", b"one"))
         route = self.routes.lookup(one)
         # one claim is retiring, one current: a conflict would answer None
         self.assertIsNotNone(route)
 
     def test_unchanged(self) -> None:
-        self.routes.upsert(secret("team", "s", b"one"))
-        self.routes.upsert(secret("team", "s", b"one"))
+        self.routes.secrets.upsert(secret("team", "s", b"one"))
+        self.routes.secrets.upsert(secret("team", "s", b"one"))
         route = self.routes.lookup(self.path("team", "ref", b"one"))
         assert route is not None
         self.assertFalse(route.retiring)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_missing(self) -> None:
+        """
+        A Secret without the key, or deleted, unroutes the receiver at once
+        (SPEC §3: 404), grace period or not; it routes again when the
+        Secret comes back.
+        """
         path = self.path("team", "ref", b"one")
-        self.routes.upsert(secret("team", "s", b"one"))
-        self.routes.upsert(secret("team", "s", None))
+        self.routes.secrets.upsert(secret("team", "s", b"zero"))
+        self.routes.secrets.upsert(secret("team", "s", b"one"))
+        self.routes.secrets.upsert(secret("team", "s", None))
+        self.assertIsNone(self.routes.lookup(path))
+        self.assertIsNone(self.routes.lookup(self.path("team", "ref",
+                                                       b"zero")))
+        self.routes.secrets.upsert(secret("team", "s", b"one"))
+        self.assertIsNotNone(self.routes.lookup(path))
+        self.routes.secrets.delete(secret("team", "s", None))
+        self.assertIsNone(self.routes.lookup(path))
+        self.routes.secrets.replace(None, [secret("team", "s", b"three")])
+        three = self.path("team", "ref", b"three")
+        self.assertIsNotNone(self.routes.lookup(three))
+        self.routes.secrets.replace("team", [])
+        self.assertIsNone(self.routes.lookup(three))
+        self.assertEqual(self.routes._claims.keys(), {
+            b"/kargo/bitbucket/" + GOLDEN.encode()})
+
+
+def project_config(namespace: str, *receivers: tuple[str, str | None]
+                   ) -> dict:
+    entries = []
+    for name, secret_name in receivers:
+        if secret_name is None:
+            entries.append({"name": name, "github": {"secretRef": {
+                "name": "gh"}}})
+        else:
+            entries.append({"name": name, "bitbucket": {"secretRef": {
+                "name": secret_name}}})
+    return {"apiVersion": "kargo.akuity.io/v1alpha1", "kind": "ProjectConfig",
+            "metadata": {"namespace": namespace, "name": namespace},
+            "spec": {"webhookReceivers": entries}}
+
+
+KARGO_ONLY = """
+kargo: {projectConfigs: true, systemNamespace: kargo-system-resources,
+        rotationGraceSeconds: 60}
+"""
+
+
+class DiscoveryTests(SynchronousTestCase):
+    """
+    Receivers declared by ProjectConfigs and the ClusterConfig (SPEC §8).
+    """
+
+    def setUp(self) -> None:
+        from bbreceiver.receivers import ClusterConfigs, ProjectConfigs
+        self.clock = Clock()
+        self.routes = ReceiverRoutes(parse_config(KARGO_ONLY, "c.yaml"),
+                                     self.clock)
+        self.projects = ProjectConfigs(self.routes)
+        self.cluster = ClusterConfigs(self.routes, "kargo-system-resources")
+
+    def test_golden(self) -> None:
+        """
+        Kargo's documentation example, routed at Kargo's own path.
+        """
+        self.projects.replace(None, [project_config(
+            "kargo-demo", ("bb-wh-receiver", "bb-wh-secret"),
+            ("gh-receiver", None))])
+        golden = b"/bitbucket/" + GOLDEN.encode()
+        self.assertIsNone(self.routes.lookup(golden))
+        self.routes.secrets.upsert(secret("kargo-demo", "bb-wh-secret",
+                                          b"mysupersecrettoken"))
+        route = self.routes.lookup(golden)
+        assert route is not None
+        self.assertEqual((route.label, route.project),
+                         ("kargo-demo/bb-wh-receiver", "kargo-demo"))
+        self.assertEqual(len(self.routes.receivers()), 1)
+
+    def test_cluster(self) -> None:
+        self.routes.secrets.upsert(secret("kargo-system-resources", "s",
+                                          b"x"))
+        obj = {"metadata": {"name": "cluster"}, "spec": {"webhookReceivers": [
+            {"name": "all", "bitbucket": {"secretRef": {"name": "s"}}}]}}
+        self.cluster.upsert({**obj, "metadata": {"name": "other"}})
+        path = receiver_path("/", "", "all", b"x")
+        self.assertIsNone(self.routes.lookup(path))
+        self.cluster.upsert(obj)
         route = self.routes.lookup(path)
         assert route is not None
-        self.assertTrue(route.retiring)
-        self.routes.delete(secret("team", "s", None))
+        self.assertEqual((route.label, route.project), ("/all", ""))
+        self.cluster.replace(None, [])
         self.clock.advance(60)
         self.assertIsNone(self.routes.lookup(path))
-        self.routes.replace(None, [secret("team", "s", b"three")])
-        self.assertIsNotNone(self.routes.lookup(self.path("team", "ref",
-                                                          b"three")))
-        self.routes.replace("team", [])
+
+    def test_appear_change_disappear(self) -> None:
+        self.routes.secrets.upsert(secret("p", "s", b"one"))
+        one = receiver_path("/", "p", "r", b"one")
+        self.projects.upsert(project_config("p", ("r", "s")))
+        self.assertIsNotNone(self.routes.lookup(one))
+        # renamed receiver: the old name's path retires
+        self.projects.upsert(project_config("p", ("r2", "s")))
+        self.assertIsNotNone(self.routes.lookup(receiver_path("/", "p", "r2",
+                                                              b"one")))
+        self.projects.delete(project_config("p"))
         self.clock.advance(60)
-        self.assertIsNone(self.routes.lookup(self.path("team", "ref",
-                                                       b"three")))
+        self.assertEqual(self.routes._claims, {})
+
+    def test_conflict(self) -> None:
+        """
+        Two receivers with one path: served by neither, and reported.
+        """
+        from bbreceiver.receivers import Declared
+        self.routes.secrets.upsert(secret("p", "s", b"x"))
+        self.projects.upsert(project_config("p", ("r", "s")))
+        self.routes.declare("the configuration file",
+                            [Declared("p", "r", secret=b"x")])
+        path = receiver_path("/", "p", "r", b"x")
+        self.assertIsNone(self.routes.lookup(path))
+        [conflict] = self.routes.conflicts()
+        self.assertIn("p/r (ProjectConfig p/p)", conflict)
+        self.assertIn("p/r (the configuration file)", conflict)
+        self.routes.declare("the configuration file", [])
+        self.clock.advance(60)
+        self.assertIsNotNone(self.routes.lookup(path))
+        self.assertEqual(self.routes.conflicts(), [])
+
+    def test_rotation_grace(self) -> None:
+        self.routes.secrets.upsert(secret("p", "s", b"old"))
+        self.projects.upsert(project_config("p", ("r", "s")))
+        self.routes.secrets.upsert(secret("p", "s", b"new"))
+        old = self.routes.lookup(receiver_path("/", "p", "r", b"old"))
+        assert old is not None
+        self.assertTrue(old.retiring)
+        self.assertEqual(old.secret, b"old")
+        self.clock.advance(59.9)
+        self.assertIsNotNone(self.routes.lookup(receiver_path("/", "p", "r",
+                                                              b"old")))
+        self.clock.advance(0.1)
+        self.assertIsNone(self.routes.lookup(receiver_path("/", "p", "r",
+                                                           b"old")))
+        self.assertIsNotNone(self.routes.lookup(receiver_path("/", "p", "r",
+                                                              b"new")))

@@ -233,7 +233,7 @@ class KubeTLSPolicy:
         )
 
 
-def _certificates(pem: bytes, where: str) -> list[ssl.Certificate]:
+def load_certificates(pem: bytes, where: str) -> list[ssl.Certificate]:
     """
     Every certificate in a PEM bundle (a CA file may hold several).
     """
@@ -295,7 +295,7 @@ class ConnectionSettings:
         """
         if urlsplit(self.server).scheme != "https":
             return None
-        ca = _certificates(self.ca_pem, f"{self.source}: CA") if self.ca_pem else []
+        ca = load_certificates(self.ca_pem, f"{self.source}: CA") if self.ca_pem else []
         client = None
         if self.client_cert_pem is not None and self.client_key_pem is not None:
             client = _private_certificate(

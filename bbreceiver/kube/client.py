@@ -40,6 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web._newclient import RequestNotSent
 from twisted.web.client import (
+    _HTTP11ClientFactory,
     Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
@@ -1091,6 +1092,14 @@ class WatchStream(_TwistedProtocol):
             )
 
 
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """
+    A connection factory that does not log every connection it makes.
+    """
+
+    noisy = False
+
+
 def make_http_client(
     reactor: Any,
     tls_policy: IPolicyForHTTPS | None = None,
@@ -1117,6 +1126,7 @@ def make_http_client(
         pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
         pool.maxPersistentPerHost = max_persistent_per_host
         pool.cachedConnectionTimeout = cached_connection_timeout
+        pool._factory = _QuietClientFactory
     agent = Agent(  # type: ignore[no-untyped-call]
         reactor,
         contextFactory=tls_policy or BrowserLikePolicyForHTTPS(),  # type: ignore[no-untyped-call]
