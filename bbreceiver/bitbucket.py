@@ -119,7 +119,7 @@ def load_json(body: bytes) -> dict[str, Any]:
             body.decode("utf-8"), parse_constant=_reject_constant
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise InvalidPayload(str(e)[:200])
+        raise InvalidPayload(str(e)[:200]) from None
     if not isinstance(document, dict):
         raise InvalidPayload("the top level is not an object")
     return document

@@ -122,17 +122,18 @@ def _read(path: str, what: str) -> bytes:
             return f.read()
     except OSError as e:
         raise CommandError("cannot read {} {}: {}".format(
-            what, path, e.strerror or e))
+            what, path, e.strerror or e)) from None
 
 
 def delivery_headers(
     event: str, flavor: str, signature: bytes | None
-) -> dict[bytes, list[bytes]]:
+) -> dict[bytes | str, list[bytes | str]]:
     """
     The headers Bitbucket Cloud or Data Center sends with a delivery
     (reference/bitbucket-deliveries.md §1.1, §2.1).
     """
-    headers = {b"X-Event-Key": [event.encode("utf-8")]}
+    headers: dict[bytes | str, list[bytes | str]] = {
+        b"X-Event-Key": [event.encode("utf-8")]}
     if flavor == "cloud":
         headers.update({
             b"X-Hook-UUID": [str(uuid.uuid4()).encode("ascii")],
@@ -177,7 +178,7 @@ async def _send(reactor: Any, args: argparse.Namespace) -> int:
                 _read(args.cacert, "CA certificate"), args.cacert
             ) if args.cacert else []
         except KubeConfigError as e:
-            raise CommandError(str(e))
+            raise CommandError(str(e)) from None
         policy = KubeTLSPolicy(ca_certificates=authorities,
                                insecure=args.insecure)
     http = HTTPClient(Agent(reactor, contextFactory=policy))
@@ -189,7 +190,7 @@ async def _send(reactor: Any, args: argparse.Namespace) -> int:
         answer = await treq.content(response)
     except Exception as e:
         raise CommandError("POST {} failed: {}".format(
-            args.url, _describe(e)))
+            args.url, _describe(e))) from None
     sys.stdout.write("HTTP/1.1 {} {}\n".format(
         response.code, response.phrase.decode("latin-1")))
     sys.stdout.write(answer.decode("utf-8", "replace") + "\n")

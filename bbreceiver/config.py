@@ -237,7 +237,7 @@ class _Reader:
         except Exception as e:
             raise self.fail(
                 key, "bad endpoint string {!r}: {}".format(text, _reason(e))
-            )
+            ) from None
         return self._endpoint_paths(text)
 
     def _endpoint_paths(self, text: str) -> str:
@@ -341,7 +341,7 @@ def load_config(path: str) -> Config:
     except OSError as e:
         raise ConfigError(
             "{}: cannot read the file: {}".format(path, e.strerror or e)
-        )
+        ) from None
     return parse_config(text, path)
 
 
@@ -361,9 +361,9 @@ def parse_config(text: bytes | str, path: str) -> Config:
             else ""
         )
         problem = getattr(e, "problem", None) or "invalid YAML"
-        raise ConfigError("{}: {}{}".format(path, where, problem))
+        raise ConfigError("{}: {}{}".format(path, where, problem)) from None
     except ValueError as e:
-        raise ConfigError("{}: {}".format(path, _reason(e)))
+        raise ConfigError("{}: {}".format(path, _reason(e))) from None
     if document is None:
         document = {}
     top = reader.mapping(document, "", _TOP)
@@ -609,7 +609,7 @@ def _secret(
             raise reader.fail(
                 where, "cannot read {}: {}".format(secret_path,
                                                    e.strerror or e)
-            )
+            ) from None
         if not data:
             raise reader.fail(where, "{} is empty".format(secret_path))
         return data, None

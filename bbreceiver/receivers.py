@@ -496,10 +496,10 @@ async def discovered_routes(reactor: Any, config: Config) -> ReceiverRoutes:
             except NotFound:
                 pass
     except KubeConfigError as e:
-        raise CommandError(str(e))
+        raise CommandError(str(e)) from None
     except (KubeError, TransportError) as e:
         raise CommandError("cannot read from the Kubernetes API: {}".format(
-            e))
+            e)) from None
     return routes
 
 
@@ -526,4 +526,4 @@ def _embedded_objects(path: str | None) -> list[dict[str, Any]]:
         with open(path, "rb") as f:
             return parse_yaml_objects(f.read())
     except (OSError, ValueError) as e:
-        raise CommandError("{}: {}".format(path, e))
+        raise CommandError("{}: {}".format(path, e)) from None

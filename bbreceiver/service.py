@@ -8,6 +8,7 @@ in-process Kubernetes API stand-in.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.service import MultiService
@@ -172,7 +173,7 @@ class ReceiverService(MultiService):
         port = self._listen(embedded.listen, self.embedded.site(),
                             "kubernetes.embedded.listen")
         self._embedded_port = port
-        address = port.getHost()
+        address: Any = port.getHost()
         server = "http://{}:{}".format(address.host, address.port)
         log.info("embedded Kubernetes API stand-in at {server} (kubectl "
                  "--server {server} get warehouses -A)", server=server)
@@ -188,15 +189,17 @@ class ReceiverService(MultiService):
         namespaces: list[str | None] = list(settings.namespaces) or [None]
         assert self.client is not None
 
-        def watch(resource: ResourceType, scopes: list[tuple[str | None,
-                                                            str | None]],
+        client = self.client
+
+        def watch(resource: ResourceType,
+                  scopes: Sequence[tuple[str | None, str | None]],
                   sink: ResourceSink) -> None:
             group: list[Reflector] = []
             restarted, relisted = self.metrics.watch(
                 resource.plural, lambda: all(r.synced for r in group))
             for namespace, field_selector in scopes:
                 reflector = Reflector(
-                    self.client, resource, namespace, sink, self.reactor,
+                    client, resource, namespace, sink, self.reactor,
                     watch_timeout_seconds=settings.watch_timeout_seconds,
                     inactivity_seconds=settings.inactivity_seconds,
                     backoff_max_seconds=settings.backoff_max_seconds,
@@ -311,9 +314,13 @@ class ReceiverService(MultiService):
         Wait for C{d}, at most C{seconds}; say whether it fired.
         """
         done: Deferred[bool] = Deferred()
-        timer = self.reactor.callLater(
-            seconds, lambda: done.called or done.callback(False))
-        d.addBoth(lambda _: done.called or done.callback(True))
+
+        def fire(result: bool) -> None:
+            if not done.called:
+                done.callback(result)
+
+        timer = self.reactor.callLater(seconds, fire, False)
+        d.addBoth(lambda _: fire(True))
         result = await done
         if timer.active():
             timer.cancel()

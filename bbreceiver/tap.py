@@ -40,7 +40,7 @@ class Options(usage.Options):
         try:
             config = load_config(self["config"])
         except ConfigError as e:
-            raise usage.UsageError(str(e))
+            raise usage.UsageError(str(e)) from None
         if self["listen"] is not None:
             try:
                 validate_endpoint(self["listen"])
@@ -48,7 +48,7 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     "--listen: bad endpoint string {!r}: {}".format(
                         self["listen"], " ".join(str(e).split())
-                        or type(e).__name__))
+                        or type(e).__name__)) from None
             config = _with_listen(config, self["listen"])
         self["connection"] = _connection(config)
         self["parsed"] = config
@@ -86,7 +86,7 @@ def _connection(config: Config) -> Any:
             return server_settings(settings)
         return in_cluster_settings()
     except KubeConfigError as e:
-        raise usage.UsageError("{}: kubernetes: {}".format(config.path, e))
+        raise usage.UsageError("{}: kubernetes: {}".format(config.path, e)) from None
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:

@@ -318,11 +318,16 @@ class DeliveryRequest(Request):
     def gotLength(self, length: int | None) -> None:
         self.content = BytesIO() if self.keep_body else _Discard()
 
+    @property
+    def _channel(self) -> DeliveryChannel:
+        channel = self.channel
+        assert isinstance(channel, DeliveryChannel)
+        return channel
+
     def requestReceived(
         self, command: bytes, path: bytes, version: bytes
     ) -> None:
-        site: DeliverySite = self.channel.site
-        site.busy(self)
+        self._channel.site.busy(self)
         # A body is never form data here; without its Content-Type,
         # twisted.web does not try to parse it as such (and answer 400 for
         # what does not parse) before the app has looked at the request.
@@ -336,13 +341,14 @@ class DeliveryRequest(Request):
                                                   content_type)
 
     def handleContentChunk(self, data: bytes) -> None:
-        channel: DeliveryChannel = self.channel
+        channel = self._channel
         if not self.keep_body or channel.rejecting:
             return
         self._received += len(data)
         if self._received > channel.site.limits.max_body_bytes:
             channel.reject_too_large()
             return
+        assert self.content is not None
         self.content.write(data)
 
 
@@ -357,6 +363,11 @@ class DeliveryChannel(HTTPChannel):
     rejecting = False
     _receiving: IDelayedCall | None = None
 
+    @property
+    def _transport(self) -> Any:
+        assert self.transport is not None
+        return self.transport
+
     def dataReceived(self, data: bytes) -> None:
         if self.rejecting:
             return
@@ -369,8 +380,8 @@ class DeliveryChannel(HTTPChannel):
     def _too_slow(self) -> None:
         self._receiving = None
         log.info("closing connection from {peer}: request not received in "
-                 "time", peer=_peer(self.transport.getPeer()))
-        self.transport.abortConnection()
+                 "time", peer=_peer(self._transport.getPeer()))
+        self._transport.abortConnection()
 
     def _stop_receiving_timer(self) -> None:
         if self._receiving is not None:
@@ -411,7 +422,7 @@ class DeliveryChannel(HTTPChannel):
         body = json_body(
             {"error": "content exceeds limit of {} bytes".format(limit)}
         )
-        self.transport.write(
+        self._transport.write(
             b"HTTP/1.1 413 Request Entity Too Large\r\n"
             b"Content-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n"
@@ -421,18 +432,18 @@ class DeliveryChannel(HTTPChannel):
         # Close our side but read (and drop) what the client still sends for
         # a moment: closing with unread data would reset the connection and
         # could destroy the answer before the client reads it.
-        half_close = getattr(self.transport, "loseWriteConnection", None)
+        half_close = getattr(self._transport, "loseWriteConnection", None)
         if half_close is not None:
             half_close()
-            self.callLater(2.0, self.transport.abortConnection)
+            self.callLater(2.0, self._transport.abortConnection)
         else:
-            self.transport.loseConnection()
+            self._transport.loseConnection()
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self.site.opened(self)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         self._stop_receiving_timer()
         self.site.closed(self)
         super().connectionLost(reason)
@@ -451,7 +462,7 @@ class DeliverySite(Site):
     """
 
     requestFactory = DeliveryRequest
-    protocol = DeliveryChannel
+    protocol = DeliveryChannel  # type: ignore[assignment]
     displayTracebacks = False
     noisy = False
 
@@ -527,7 +538,7 @@ class DeliverySite(Site):
         d: Deferred[None] = Deferred()
         self._closed.append(d)
         for channel in list(self.channels):
-            channel.transport.loseConnection()
+            channel._transport.loseConnection()
         return d
 
     def is_receiver(self, path: bytes) -> bool:
@@ -549,10 +560,10 @@ class DeliverySite(Site):
         if route is not None and self.app.observer is not None:
             self.app.observer.delivered(route, label, 413, 0.0)
 
-    def buildProtocol(self, addr: IAddress) -> Any:
+    def buildProtocol(self, addr: IAddress | None) -> Any:
         if self.connections >= self.limits.max_connections:
             return None
         return super().buildProtocol(addr)
 
-    def log(self, request: Request) -> None:
+    def log(self, request: Any) -> None:
         pass

@@ -125,7 +125,7 @@ class OperabilityTests(TestCase):
         good = sign(body, SECRET.encode()).decode()
         for path, event, payload, secret in [
             (PATH, "repo:push", body, SECRET.encode()),
-            (KARGO := "/bitbucket/" + hashlib.sha256(
+            ("/bitbucket/" + hashlib.sha256(
                 b"kargo-demobb-wh-receiver" + SECRET.encode()).hexdigest(),
              "repo:push", body, SECRET.encode()),
             (PATH, "repo:push", body, SECRET.encode() + b"x"),

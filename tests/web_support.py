@@ -36,6 +36,7 @@ def receiver_path(project: str, name: str, secret: bytes,
 
 
 PATH = receiver_path(PROJECT, NAME, SECRET)
+DEFAULT_LIMITS = Limits()
 
 
 class RecordingRefresher:
@@ -105,7 +106,7 @@ class Harness:
     One app and an HTTP client talking to it in memory.
     """
 
-    def __init__(self, limits: Limits = Limits(), ready: bool = True,
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, ready: bool = True,
                  project: str = PROJECT) -> None:
         self.index = SubscriptionIndex()
         self.refresher = RecordingRefresher()
