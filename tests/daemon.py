@@ -97,7 +97,7 @@ class Daemon:
     def base(self) -> str:
         return "{}://127.0.0.1:{}".format(self.scheme, self.port)
 
-    async def start(self) -> None:
+    async def start(self, wait: bool = True) -> None:
         self.api_port = await serve(reactor, "tcp:0:interface=127.0.0.1",
                                     self.fake, idle_timeout=None)
         api = "http://127.0.0.1:{}".format(self.api_port.getHost().port)
@@ -111,7 +111,8 @@ class Daemon:
             [TWIST, "--log-format=json", "bbreceiver", "--config",
              config.path],
             env=dict(os.environ), path=self.folder.path)
-        await self.wait_ready()
+        if wait:
+            await self.wait_ready()
 
     async def wait_ready(self) -> None:
         """

@@ -241,3 +241,24 @@ class JoinTests(SynchronousTestCase):
         for base, expected in cases:
             self.assertEqual(join_url_path(base, "bitbucket", "h"), expected,
                              base)
+
+
+class ShippedConfigTests(SynchronousTestCase):
+    """
+    Every configuration file under etc/ loads.
+    """
+
+    def test_examples_load(self) -> None:
+        etc = os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), "etc")
+        names = [n for n in os.listdir(etc) if n.endswith(".yaml")
+                 and n != "demo-objects.yaml"]
+        self.assertIn("bbreceiver.kargo-native.yaml", names)
+        self.assertIn("demo.yaml", names)
+        if "BBRECEIVER_DATACENTER_SECRET" not in os.environ:
+            os.environ["BBRECEIVER_DATACENTER_SECRET"] = "x"
+            self.addCleanup(os.environ.pop, "BBRECEIVER_DATACENTER_SECRET")
+        for name in names:
+            config = load_config(os.path.join(etc, name))
+            self.assertTrue(config.receivers or config.kargo.project_configs,
+                            name)

@@ -271,6 +271,41 @@ class EndToEndTests(TestCase):
 
         await daemon.eventually(caught_up)
 
+    async def test_not_ready_until_listed(self) -> None:
+        """
+        Deliveries get 503 until every resource has been listed once.
+        """
+        folder = FilePath(self.mktemp())
+        folder.makedirs()
+        daemon = Daemon(folder, CONFIG)
+        daemon.fake.load_yaml_file(OBJECTS)
+        daemon.fake.fail_next(10000, 500, path="/warehouses")
+        self.addCleanup(self.stopped, daemon)
+        await daemon.start(wait=False)
+        body = sample("cloud-push-main.json")
+
+        async def up() -> bool:
+            try:
+                response = await daemon.get("/readyz")
+            except Exception:
+                return False
+            detail = json.loads(await __import__("treq").content(response))
+            return response.code == 503 and detail["ready"] is False and (
+                detail["resources"]["promotions"]["synced"])
+
+        await daemon.eventually(up)
+        daemon.fake.clear_requests()
+        code, answer = await daemon.deliver(KARGO, "repo:push", body,
+                                            KARGO_SECRET)
+        self.assertEqual((code, answer), (503, {"error": "not ready"}))
+        self.assertEqual(daemon.fake.requests_matching(method="PATCH"), [])
+        daemon.fake.clear_faults()
+        await daemon.wait_ready()
+        code, answer = await daemon.deliver(KARGO, "repo:push", body,
+                                            KARGO_SECRET)
+        self.assertEqual((code, answer),
+                         (200, {"msg": "refreshed 1 warehouse(s)"}))
+
     async def test_secret_rotation(self) -> None:
         daemon = await self.start()
         new_path = "/bitbucket/" + __import__("hashlib").sha256(
