@@ -163,10 +163,10 @@ class Daemon:
         code = await self.output.ended
         if timer.active():
             timer.cancel()
-        self.fake.close_watches()
         port, self.api_port = self.api_port, None
         if port is not None:
             await port.stopListening()
+            await self.fake.shutdown()
         return code
 
     def _kill(self) -> None:

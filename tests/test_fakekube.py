@@ -1495,6 +1495,28 @@ class HookTests(FakeKubeTestCase):
         self.flush()
         self.assertEqual(self.successResultOf(d).code, 200)
 
+    def test_shutdown(self) -> None:
+        """
+        shutdown() cancels requests still waiting (latency, an RV not yet
+        reached), leaving no timers behind.
+        """
+        self.fake.latency = 5
+        self.pending("GET", WH)
+        self.fake.latency = 0
+        self.pending("GET", WH + f"?resourceVersion={self.fake.resource_version + 9}")
+        self.open()
+        # latency, RV wait, watch deadline, next bookmark
+        self.assertEqual(len(self.clock.getDelayedCalls()), 4)
+        self.successResultOf(self.fake.shutdown())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.fake.watches, [])
+
+    def test_fail_next_decoded_path(self) -> None:
+        self.fake.fail_next(code=403, path="fieldSelector=metadata.name=a")
+        self.assertEqual(self.get(WH + "?fieldSelector=metadata.name%3Db").code, 200)
+        self.assertEqual(self.get(WH + "?fieldSelector=metadata.name%3Da").code, 403)
+        self.assertEqual(self.fake.faults, [])
+
     def test_request_log(self) -> None:
         self.seed("a")
         self.call(

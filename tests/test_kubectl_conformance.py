@@ -340,6 +340,7 @@ class KubectlConformanceTests(TestCase):
         C{get -w} lists, then watches from the list's RV and prints each
         change as the test makes it.
         """
+        listed_at = self.fake.resource_version
         watching = self.fake.next_watch()
         kubectl = self.start(
             "get",
@@ -375,10 +376,11 @@ class KubectlConformanceTests(TestCase):
             ],
         )
         listed, watched = self.requests()
-        self.assertEqual(watched.param("watch"), "true")
+        self.assertFalse(listed.is_watch)
+        # The watch starts from the list's RV (the RV before the changes).
         self.assertEqual(
-            watched.param("resourceVersion"),
-            listed.param("resourceVersion") or watched.param("resourceVersion"),
+            (watched.param("watch"), watched.param("resourceVersion")),
+            ("true", str(listed_at)),
         )
 
     async def test_raw_watch_after_compaction(self) -> None:

@@ -304,7 +304,7 @@ class KubeError(Exception):
             "message": self.message,
             "reason": self.reason,
         }
-        if self.details:
+        if self.details is not None:
             out["details"] = self.details
         out["code"] = self.code
         return out

@@ -49,8 +49,10 @@ but they may set C{status}, and an update needs no C{resourceVersion}):
   - C{resource} is a plural, singular, kind or short name
     (C{"warehouses"}, C{"Promotion"}, C{"promo"}); C{namespace} is C{None}
     for cluster-scoped types.
-  - C{fake.resource_version} (current RV, int); C{fake.compact()} forgets
-    all history (any older RV now gets 410) and returns the current RV.
+  - C{fake.resource_version} (current RV, int);
+    C{fake.oldest_resource_version} (lowest RV a watch can resume from);
+    C{fake.compact()} forgets all history (any older RV now gets 410) and
+    returns the current RV.  C{fake.resource_type(name) -> ResourceType}.
 
 Authentication: C{fake.token} (settable at any time; C{None} = open).
 
@@ -58,10 +60,11 @@ Faults and hooks:
 
   - C{fake.fail_next(count=1, code=500, *, method=None, path=None,
     retry_after=None, message=None, in_stream=False) -> Fault}: the next
-    C{count} matching requests (method, substring of path + query) fail.
+    C{count} matching requests (method; substring of the percent-decoded
+    path and query) fail.
     429 is plain text with C{Retry-After} like the APF filter; other codes
-    are C{Status} JSON; C{in_stream=True} answers a watch with 200 and one
-    C{ERROR} event.
+    are C{Status} JSON; C{in_stream=True} (which matches only watches)
+    answers with 200 and one C{ERROR} event carrying the Status.
   - C{fake.abort_next(count=1, *, method=None, path=None) -> Fault}: drop
     the connection without an answer.
   - C{fake.clear_faults()}; C{fake.latency} (seconds before each request
@@ -73,6 +76,14 @@ Faults and hooks:
   - C{fake.requests}: the L{RecordedRequest} log (method, path, query,
     headers, body, code); C{fake.requests_matching(method=None,
     path=None)}; C{fake.clear_requests()}.
+
+Where it is simpler than a cluster, on purpose: one RV and one history for
+all types together (like etcd; the watch cache keeps one per type);
+bookmarks are sent on schedule even when nothing was written (a real
+cluster's RV always moves); namespaces come into being with their first
+object and deleting one leaves its contents; no server-side apply, no
+Table output, no aggregated discovery, no admission or RBAC (inject a 403
+with C{fail_next}); C{managedFields} treat lists as leaves.
 """
 
 from __future__ import annotations
@@ -192,7 +203,7 @@ def _parse_bool(value: str | None) -> bool:
     return not (value == "0" or value.lower() == "false")
 
 
-def _parse_int(name: str, value: str | None) -> int:
+def _parse_int(value: str | None) -> int:
     if value is None or value == "":
         return 0
     try:
@@ -369,11 +380,16 @@ class Fault:
     abort: bool = False
     in_stream: bool = False
 
-    def matches(self, method: str, target: str) -> bool:
+    def matches(self, entry: RecordedRequest, target: str) -> bool:
+        """
+        Whether this fault applies to a request (an C{in_stream} fault
+        only to watches).
+        """
         return (
             self.remaining > 0
-            and (self.method is None or self.method.upper() == method)
+            and (self.method is None or self.method.upper() == entry.method)
             and (self.path is None or self.path in target)
+            and (entry.is_watch or not self.in_stream)
         )
 
 
@@ -1020,7 +1036,7 @@ class FakeKube:
             body=body,
         )
         self.requests.append(entry)
-        call = _Call(request, entry, uri)
+        call = _Call(request, entry, unquote(uri))
 
         def gone(reason: Failure) -> None:
             call.gone = True
@@ -1042,8 +1058,10 @@ class FakeKube:
                     return
             self._authenticate(call)
             for fault in self.faults:
-                if fault.matches(call.entry.method, call.target):
+                if fault.matches(call.entry, call.target):
                     fault.remaining -= 1
+                    if not fault.remaining:
+                        self.faults.remove(fault)
                     self._fault(call, fault)
                     return
             await self._route(call)
@@ -1278,9 +1296,12 @@ class FakeKube:
         ):
             raise path_not_found()
         dry_run = call.param("dryRun") == "All"
+        # managerOrUserAgent: the fieldManager, else the User-Agent's
+        # product name.
+        product = call.entry.headers.get("user-agent", "").split("/")[0]
         manager = (
             call.param("fieldManager")
-            or (call.entry.headers.get("user-agent") or "unknown").split("/")[0]
+            or "".join(c for c in product if c.isprintable())[:128]
         )
         store = self._store
         if name is None:
@@ -1407,8 +1428,8 @@ class FakeKube:
             if call.has("sendInitialEvents")
             else None
         )
-        limit = _parse_int("limit", call.param("limit"))
-        timeout = _parse_int("timeoutSeconds", call.param("timeoutSeconds"))
+        limit = _parse_int(call.param("limit"))
+        timeout = _parse_int(call.param("timeoutSeconds"))
         if watch and self.watch_list and send is None and not match and rv in ("", "0"):
             send, match = True, "NotOlderThan"
         causes = validate_list_options(
