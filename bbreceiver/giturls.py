@@ -30,7 +30,9 @@ def repo_key(url: str) -> str | None:
     The identity key of the repository C{url} names, or C{None} when
     C{url} names no repository at all.
     """
-    text = "".join(ch for ch in url if ch.isprintable()).strip().lower()
+    if not url.isprintable():
+        url = "".join(ch for ch in url if ch.isprintable())
+    text = url.strip().lower()
     if not text:
         return None
     scheme_match = _SCHEME.match(text)

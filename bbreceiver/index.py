@@ -56,7 +56,10 @@ class _Table:
     def __init__(self, report: ProblemReporter | None = None) -> None:
         self._report = report
         self._entries: dict[ObjectKey, tuple[tuple[str, Any], ...]] = {}
-        self._by_key: dict[str, dict[ObjectKey, Any]] = {}
+        # Most keys have one object: it is stored as a (object, value)
+        # pair, and a dict only once a second object shares the key.
+        self._by_key: dict[str, tuple[ObjectKey, Any] | dict[ObjectKey,
+                                                             Any]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -83,16 +86,30 @@ class _Table:
         """
         Add an object, or replace what is known of it.
         """
+        self._upsert(obj)
+
+    def _upsert(self, obj: Mapping[str, Any]) -> ObjectKey | None:
         where = object_key(obj)
         if where is None:
-            return
-        self._remove(where)
+            return None
         entries = self._extract(obj, where)
+        if self._entries.get(where) == entries:
+            # Most updates (status, other fields) change nothing we keep.
+            return where
+        self._remove(where)
         if not entries:
-            return
+            return where
         self._entries[where] = entries
+        by_key = self._by_key
         for key, value in entries:
-            self._by_key.setdefault(key, {})[where] = value
+            bucket = by_key.get(key)
+            if bucket is None:
+                by_key[key] = (where, value)
+            elif isinstance(bucket, dict):
+                bucket[where] = value
+            else:
+                by_key[key] = {bucket[0]: bucket[1], where: value}
+        return where
 
     def delete(self, obj: Mapping[str, Any]) -> None:
         """
@@ -109,12 +126,7 @@ class _Table:
         Make the table hold exactly C{objects} for C{namespace} (every
         namespace when C{None}): what a relist found.
         """
-        listed = set()
-        for obj in objects:
-            self.upsert(obj)
-            where = object_key(obj)
-            if where is not None:
-                listed.add(where)
+        listed = {self._upsert(obj) for obj in objects}
         gone = [
             where
             for where in self._entries
@@ -128,18 +140,26 @@ class _Table:
         entries = self._entries.pop(where, None)
         if entries is None:
             return
+        by_key = self._by_key
         for key, _ in entries:
-            bucket = self._by_key.get(key)
-            if bucket is not None:
+            bucket = by_key.get(key)
+            if isinstance(bucket, dict):
                 bucket.pop(where, None)
-                if not bucket:
-                    del self._by_key[key]
+                if len(bucket) == 1:
+                    by_key[key] = next(iter(bucket.items()))
+            elif bucket is not None and bucket[0] == where:
+                del by_key[key]
 
     def lookup(self, key: str) -> Mapping[ObjectKey, Any]:
         """
         The objects indexed under C{key}, with the value each stored.
         """
-        return self._by_key.get(key, _NOTHING)
+        bucket = self._by_key.get(key)
+        if bucket is None:
+            return _NOTHING
+        if isinstance(bucket, dict):
+            return bucket
+        return {bucket[0]: bucket[1]}
 
 
 _NOTHING: Mapping[ObjectKey, Any] = {}

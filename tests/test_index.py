@@ -34,6 +34,7 @@ class WarehouseIndexTests(SynchronousTestCase):
         self.assertEqual(self.subscribed(REPO + "-2"), set())
         self.assertEqual(len(self.table), 0)
         self.assertEqual(self.table._by_key, {})
+        self.assertEqual(self.table._entries, {})
 
     def test_subscriptions_grouped_by_repository(self) -> None:
         self.table.upsert(warehouse(
