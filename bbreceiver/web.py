@@ -199,6 +199,7 @@ class WebhookApp:
         key = raw_key.decode("utf-8", "replace") if raw_key else None
         code, document, counts = await self._deliver(request, route, key)
         seconds = self.clock.seconds() - start
+        label = event_label(key)
         delivery = _header(request, b"x-request-uuid") or _header(
             request, b"x-request-id"
         )
@@ -207,14 +208,14 @@ class WebhookApp:
             "(matched {matched}, failed {failed}, pending {pending}) "
             "in {duration:.3f}s",
             delivery=delivery.decode("utf-8", "replace") if delivery else "-",
-            event=event_label(key),
+            event=label,
             receiver=route.label,
             code=code,
             duration=seconds,
             **counts,
         )
         if self.observer is not None:
-            self.observer.delivered(route, event_label(key), code, seconds)
+            self.observer.delivered(route, label, code, seconds)
         return self.answer(request, code, document)
 
     async def _deliver(

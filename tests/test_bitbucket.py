@@ -125,6 +125,16 @@ class CloudPushTests(SynchronousTestCase):
         self.assertEqual(event.refs, ("refs/heads/refs/heads/x",
                                       "refs/tags/v1", "refs/heads/feature/a"))
 
+    def test_forced_and_truncated(self) -> None:
+        """
+        Matrix 23, 24: flags that change nothing here.
+        """
+        event = parse_event("repo:push", self.push(
+            {"new": {"type": "branch", "name": "main"}, "forced": True,
+             "truncated": True, "commits": [{"hash": "x"}] * 5}))
+        self.assertEqual(event, PushEvent(
+            ("https://bitbucket.org/example/repo",), ("refs/heads/main",)))
+
     def test_nothing_there(self) -> None:
         for body in [b"{}", b'{"push": null, "repository": null}',
                      b'{"push": {"changes": []}}',

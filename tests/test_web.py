@@ -97,6 +97,16 @@ class AnswerTests(SynchronousTestCase):
         code, body, _ = self.answer(self.h.deliver(None, PUSH, secret=None))
         self.assertEqual(code, 401)
 
+    def test_basic_auth_is_no_signature(self) -> None:
+        """
+        Matrix 59: a Data Center webhook with basic auth and no secret is
+        refused, whatever its Authorization header says.
+        """
+        code, body, _ = self.answer(self.h.deliver(
+            "repo:refs_changed", b"{}", secret=None,
+            extra={"Authorization": "Basic YWRtaW46YWRtaW4="}))
+        self.assertEqual((code, body), (401, {"error": "missing signature"}))
+
     def test_row6_bad_signature(self) -> None:
         good = self.h.deliver  # noqa
         for signature in ["sha1=" + "0" * 40, "sha256=", "sha256", "abc",
