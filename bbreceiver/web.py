@@ -279,11 +279,35 @@ class _Root(Resource):
 
     def render(self, request: IRequest) -> Any:
         path = request.path
-        if path in (b"/healthz", b"/readyz") or (
-            self._app.routes.lookup(path) is not None
-        ):
-            return self._klein.render(request)
-        return self._app.answer(request, 404, {"error": "not found"})
+        route = self._app.routes.lookup(path)
+        if path not in (b"/healthz", b"/readyz") and route is None:
+            return self._app.answer(request, 404, {"error": "not found"})
+        if not _decodable_host(request):
+            # The Host plays no part here, but Klein (and werkzeug's URL
+            # map) answer one they cannot decode with a logged traceback,
+            # and a 500 when IDNA refuses it: malformed HTTP, a 400.
+            log.info("request to {receiver}: 400 (Host not a host name)",
+                     receiver=route.label if route else "-")
+            if route is not None and self._app.observer is not None:
+                key = _header(request, b"x-event-key")
+                self._app.observer.delivered(route, event_label(
+                    key.decode("utf-8", "replace") if key else None), 400,
+                    0.0)
+            return self._app.answer(request, 400, {"error": "bad request"})
+        return self._klein.render(request)
+
+
+def _decodable_host(request: IRequest) -> bool:
+    """
+    Whether the request's host name decodes as Klein and werkzeug decode
+    it.
+    """
+    try:
+        host = request.getRequestHostname().decode("utf-8")
+        host.lower().partition(":")[0].encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 class _Discard:

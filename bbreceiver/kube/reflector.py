@@ -618,6 +618,12 @@ class Reflector(service.Service):
             )
         if isinstance(error, KubeError) and error.resource_version_too_large:
             return _Restart("error", f"watch refused: {error}", relist=True)
+        if isinstance(error, TransportError):
+            # Unreachable: the API may come back with another history (a
+            # restored or new etcd), which accepts our resource version and
+            # then stays silent; only a list shows what it holds.
+            self._explain(error, "watch")
+            return _Restart("error", f"watch refused: {error}", relist=True)
         self._explain(error, "watch")
         return _Restart(
             "error",
