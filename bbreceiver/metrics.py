@@ -6,6 +6,7 @@ daemons in one process (tests) do not share counters.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
@@ -53,14 +54,23 @@ class Metrics:
             "bbreceiver_retiring_secret_deliveries",
             "Deliveries accepted on a secret in its rotation grace period.",
             ["receiver"], registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def delivered(self, route: Route, event: str, code: int,
                   seconds: float) -> None:
         """
         The web app's L{bbreceiver.web.DeliveryObserver}.
         """
-        self.deliveries.labels(route.label, event, str(code)).inc()
-        self.duration.labels(event).observe(seconds)
+        key = (route.label, event, code)
+        children = self._children.get(key)
+        if children is None:
+            # Looking labelled children up costs more than counting; the
+            # label values are bounded (receivers x events x codes).
+            children = self._children[key] = (
+                self.deliveries.labels(route.label, event, str(code)),
+                self.duration.labels(event))
+        children[0].inc()
+        children[1].observe(seconds)
         if route.retiring and 200 <= code < 300:
             self.retiring.labels(route.label).inc()
 
