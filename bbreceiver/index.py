@@ -12,7 +12,7 @@ a delivery never sees half of one, and nothing is copied per event.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from bbreceiver.giturls import pr_key, repo_key
@@ -127,6 +127,16 @@ class _Table:
         namespace when C{None}): what a relist found.
         """
         listed = {self._upsert(obj) for obj in objects}
+        self.sweep(namespace, listed)
+
+    def sweep(
+        self, namespace: str | None, listed: Collection[ObjectKey | None]
+    ) -> None:
+        """
+        Forget the objects of C{namespace} (every namespace when C{None})
+        that a list which ended did not hold; its objects were upserted as
+        they came.
+        """
         gone = [
             where
             for where in self._entries

@@ -110,6 +110,12 @@ def compile_selector(git: Mapping[str, Any]) -> Selector:
     """
     The selector of one C{spec.subscriptions[].git} object.
     """
+    strategy = git.get("commitSelectionStrategy")
+    if strategy is None or strategy == "NewestFromBranch":
+        # Most subscriptions: skip building a key for the general cache.
+        branch = git.get("branch")
+        if branch is None or isinstance(branch, str):
+            return _branch_selector(branch or "")
     try:
         key = _selector_key(git)
     except _Unusable as e:
@@ -167,10 +173,15 @@ def _selector_key(git: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 @lru_cache(maxsize=4096)
+def _branch_selector(branch: str) -> Selector:
+    return BranchSelector(branch)
+
+
+@lru_cache(maxsize=4096)
 def _compile(key: tuple[Any, ...]) -> Selector:
     strategy = key[0]
     if strategy == "NewestFromBranch":
-        return BranchSelector(key[1])
+        return _branch_selector(key[1])
     try:
         allow = tuple(re.compile(p) for p in key[1])
         ignore = tuple(re.compile(p) for p in key[2])

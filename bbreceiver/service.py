@@ -7,6 +7,7 @@ in-process Kubernetes API stand-in.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -156,6 +157,8 @@ class ReceiverService(MultiService):
                 self.config.metrics_listen, _QuietSite(root),
                 "metrics.listen"))
         super().startService()
+        DeferredList([r.when_synced() for r in self.reflectors]).addCallback(
+            _settled)
         log.info("bbreceiver serving {count} receiver(s) on {listen}",
                  count=len(self.config.receivers), listen=self.config.listen)
 
@@ -325,6 +328,16 @@ class ReceiverService(MultiService):
         if timer.active():
             timer.cancel()
         return result
+
+
+def _settled(_: object) -> None:
+    """
+    Once the index is built, keep the cyclic garbage collector off it: the
+    index lives as long as the process, and every full collection would
+    walk all of it again.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _fatal(message: str) -> int:

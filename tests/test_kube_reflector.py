@@ -1064,3 +1064,51 @@ class AgainstFakeKubeTests(SynchronousTestCase):
         )
         self.pump()
         self.failureResultOf(d, NotFound)
+
+
+class StreamingSink(RecordingSink):
+    """A sink that takes lists page by page (it has ``sweep``)."""
+
+    def sweep(self, namespace: str | None, listed: set[tuple[str, str]]) -> None:
+        self.calls.append(("sweep", (namespace, sorted("/".join(k) for k in listed))))
+        self.index = {
+            k: o for k, o in self.index.items() if tuple(k.split("/", 1)) in listed
+        }
+
+
+class StreamingListTests(ReflectorTestCase):
+    def test_pages_upserted_as_they_come_then_swept(self) -> None:
+        api = FakeKube()
+        for i in range(3):
+            api.put(f"wh-{i}")
+        h = self.harness(api)
+        h.reflector.sink = h.sink = StreamingSink()
+        h.sink.index["demo/gone"] = {"metadata": {"name": "gone"}}
+        h.start()
+        self.assertEqual(
+            h.sink.calls,
+            [("upsert", f"demo/wh-{i}") for i in range(3)]
+            + [("sweep", (None, [f"demo/wh-{i}" for i in range(3)]))],
+        )
+        self.assertEqual(sorted(h.sink.index), [f"demo/wh-{i}" for i in range(3)])
+        self.assertTrue(h.reflector.synced)
+
+    def test_no_collection_while_listing(self) -> None:
+        import gc
+
+        api = FakeKube()
+        api.put("wh-0")
+        h = self.harness(api)
+        seen: list[bool] = []
+        h.reflector.sink = h.sink = StreamingSink()
+        original = h.sink.upsert
+
+        def upsert(obj: dict[str, Any]) -> None:
+            seen.append(gc.isenabled())
+            original(obj)
+
+        h.sink.upsert = upsert  # type: ignore[method-assign]
+        self.assertTrue(gc.isenabled())
+        h.start()
+        self.assertEqual(seen, [False])
+        self.assertTrue(gc.isenabled())
