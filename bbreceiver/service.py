@@ -123,7 +123,6 @@ class ReceiverService(MultiService):
         self._ports: list[IListeningPort] = []
         self._embedded_port: IListeningPort | None = None
         self.site: DeliverySite | None = None
-        self._in_flight: set[Deferred[Any]] = set()
         self.refresher: Refresher | None = None
 
     # -- start -------------------------------------------------------------
@@ -172,7 +171,13 @@ class ReceiverService(MultiService):
 
         self.embedded = FakeKube(self.reactor)
         if embedded.objects:
-            self.embedded.load_yaml_file(embedded.objects)
+            try:
+                self.embedded.load_yaml_file(embedded.objects)
+            except Exception as e:
+                raise SystemExit(_fatal(
+                    "kubernetes.embedded.objects: cannot load {}: {}".format(
+                        embedded.objects, " ".join(str(e).split())
+                        or type(e).__name__))) from None
         port = self._listen(embedded.listen, self.embedded.site(),
                             "kubernetes.embedded.listen")
         self._embedded_port = port

@@ -345,6 +345,24 @@ class StartupTests(TestCase):
                       b"exactly one of secretRef, value, env, file", err)
         self.assertNotIn(b"Traceback", out + err)
 
+    async def test_bad_embedded_objects(self) -> None:
+        config = self.folder.child("c.yaml")
+        config.setContent(b"""
+kubernetes: {embedded: {listen: "tcp:0:interface=127.0.0.1", objects: o.yaml}}
+receivers:
+  - {project: p, name: n, secret: {value: v}}
+""")
+        for content in [None, b"kind: [\n"]:
+            if content is not None:
+                self.folder.child("o.yaml").setContent(content)
+            code, out, err = await run_twist(["bbreceiver", "--config",
+                                              config.path], self.folder.path)
+            self.assertNotEqual(code, 0)
+            lines = err.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, err)
+            self.assertIn("kubernetes.embedded.objects: cannot load", lines[0])
+            self.assertNotIn(b"Traceback", out + err)
+
     async def test_port_in_use(self) -> None:
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
