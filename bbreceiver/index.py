@@ -16,33 +16,14 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from bbreceiver.giturls import pr_key, repo_key
+from bbreceiver.objects import ObjectKey, in_scope, object_key, replace_all
 from bbreceiver.selectors import Selector, compile_selector
-
-ObjectKey = tuple[str, str]
-"""
-C{(namespace, name)} of an object.
-"""
 
 ProblemReporter = Callable[[str, str, str], None]
 """
 Told C{(namespace, name, problem)} when an object cannot be fully
 understood; the object is indexed as well as it can be.
 """
-
-
-def object_key(obj: Mapping[str, Any]) -> ObjectKey | None:
-    """
-    The namespace and name of a Kubernetes object, or C{None} when it has
-    none (which no real API object lacks).
-    """
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, dict):
-        return None
-    namespace = metadata.get("namespace") or ""
-    name = metadata.get("name")
-    if not isinstance(namespace, str) or not isinstance(name, str) or not name:
-        return None
-    return sys.intern(namespace), name
 
 
 class _Table:
@@ -126,8 +107,7 @@ class _Table:
         Make the table hold exactly C{objects} for C{namespace} (every
         namespace when C{None}): what a relist found.
         """
-        listed = {self._upsert(obj) for obj in objects}
-        self.sweep(namespace, listed)
+        replace_all(self, namespace, objects)
 
     def sweep(
         self, namespace: str | None, listed: Collection[ObjectKey | None]
@@ -140,8 +120,7 @@ class _Table:
         gone = [
             where
             for where in self._entries
-            if where not in listed
-            and (namespace is None or where[0] == namespace)
+            if where not in listed and in_scope(where, namespace)
         ]
         for where in gone:
             self._remove(where)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from bbreceiver.config import Config, SecretRef, base_path, join_url_path
+from bbreceiver.objects import ObjectKey, in_scope, object_key, replace_all
 from bbreceiver.web import Route
 
 log = Logger()
@@ -89,17 +90,6 @@ class Declared:
         return self.project + "/" + self.name
 
 
-def _metadata_key(obj: Mapping[str, Any]) -> tuple[str, str] | None:
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, dict):
-        return None
-    namespace = metadata.get("namespace") or ""
-    name = metadata.get("name")
-    if not isinstance(namespace, str) or not isinstance(name, str):
-        return None
-    return namespace, name
-
-
 class SecretStore:
     """
     The C{secret} key of every watched Secret (a reflector's sink), and
@@ -117,7 +107,7 @@ class SecretStore:
         return key in self._values, self._values.get(key)
 
     def upsert(self, obj: Mapping[str, Any]) -> None:
-        key = _metadata_key(obj)
+        key = object_key(obj)
         if key is None:
             return
         value = secret_value(obj)
@@ -127,21 +117,19 @@ class SecretStore:
         self._changed(key)
 
     def delete(self, obj: Mapping[str, Any]) -> None:
-        key = _metadata_key(obj)
+        key = object_key(obj)
         if key is not None and key in self._values:
             del self._values[key]
             self._changed(key)
 
     def replace(self, namespace: str | None,
                 objects: Iterable[Mapping[str, Any]]) -> None:
-        listed = set()
-        for obj in objects:
-            self.upsert(obj)
-            key = _metadata_key(obj)
-            if key is not None:
-                listed.add(key)
-        for key in [k for k in self._values if k not in listed and (
-                namespace is None or k[0] == namespace)]:
+        replace_all(self, namespace, objects)
+
+    def sweep(self, namespace: str | None,
+              listed: Collection[ObjectKey | None]) -> None:
+        for key in [k for k in self._values
+                    if k not in listed and in_scope(k, namespace)]:
             del self._values[key]
             self._changed(key)
 
@@ -377,7 +365,7 @@ class ProjectConfigs:
         return "ProjectConfig {}/{}".format(*key)
 
     def upsert(self, obj: Mapping[str, Any]) -> None:
-        key = _metadata_key(obj)
+        key = object_key(obj)
         if key is None:
             return
         namespace = key[0]
@@ -387,21 +375,19 @@ class ProjectConfigs:
             for name, secret in _bitbucket_receivers(obj)])
 
     def delete(self, obj: Mapping[str, Any]) -> None:
-        key = _metadata_key(obj)
+        key = object_key(obj)
         if key is not None:
             self._sources.discard(key)
             self._routes.declare(self._source(key), [])
 
     def replace(self, namespace: str | None,
                 objects: Iterable[Mapping[str, Any]]) -> None:
-        listed = set()
-        for obj in objects:
-            self.upsert(obj)
-            key = _metadata_key(obj)
-            if key is not None:
-                listed.add(key)
-        for key in [k for k in self._sources if k not in listed and (
-                namespace is None or k[0] == namespace)]:
+        replace_all(self, namespace, objects)
+
+    def sweep(self, namespace: str | None,
+              listed: Collection[ObjectKey | None]) -> None:
+        for key in [k for k in self._sources
+                    if k not in listed and in_scope(k, namespace)]:
             self._sources.discard(key)
             self._routes.declare(self._source(key), [])
 
@@ -419,19 +405,19 @@ class ClusterConfigs:
         self._namespace = system_namespace
 
     def upsert(self, obj: Mapping[str, Any]) -> None:
-        if _metadata_key(obj) != ("", "cluster"):
+        if object_key(obj) != ("", "cluster"):
             return
         self._routes.declare(self.SOURCE, [
             Declared("", name, secret_ref=SecretRef(self._namespace, secret))
             for name, secret in _bitbucket_receivers(obj)])
 
     def delete(self, obj: Mapping[str, Any]) -> None:
-        if _metadata_key(obj) == ("", "cluster"):
+        if object_key(obj) == ("", "cluster"):
             self._routes.declare(self.SOURCE, [])
 
     def replace(self, namespace: str | None,
                 objects: Iterable[Mapping[str, Any]]) -> None:
-        listed = [o for o in objects if _metadata_key(o) == ("", "cluster")]
+        listed = [o for o in objects if object_key(o) == ("", "cluster")]
         if listed:
             self.upsert(listed[0])
         else:

@@ -41,6 +41,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..objects import object_key
 from .client import (
     BadResponse,
     Forbidden,
@@ -114,17 +115,6 @@ class StreamingSink(ResourceSink, Protocol):
         A list of the scope ended: entries not among ``listed`` (namespace,
         name) must leave the index.
         """
-
-
-def _object_key(obj: dict[str, Any]) -> tuple[str, str] | None:
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, dict):
-        return None
-    namespace = metadata.get("namespace") or ""
-    name = metadata.get("name")
-    if not isinstance(namespace, str) or not isinstance(name, str):
-        return None
-    return namespace, name
 
 
 _gc_pauses = 0
@@ -521,7 +511,7 @@ class Reflector(service.Service):
                 if not streaming:
                     items.append(item)
                     continue
-                key = _object_key(item)
+                key = object_key(item)
                 if key is not None:
                     listed.add(key)
                 try:
