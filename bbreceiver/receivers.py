@@ -141,6 +141,11 @@ class _Claim:
     expiry: IDelayedCall | None = None
 
 
+def _claimants(claims: Iterable[_Claim]) -> str:
+    return ", ".join(sorted(
+        "{} ({})".format(c.route.label, c.source) for c in claims))
+
+
 class ReceiverRoutes:
     """
     The receiver paths served now (the web app's L{bbreceiver.web.Routes}).
@@ -178,12 +183,13 @@ class ReceiverRoutes:
 
     def conflicts(self) -> list[str]:
         """
-        Paths claimed by more than one receiver (served by none).
+        Receivers that claim one path (served by none).  The path itself is
+        left out: it is as good as the secret for reaching the receiver,
+        and /readyz is served to anyone.
         """
         return sorted(
-            "{} claimed by {}".format(path.decode(), ", ".join(sorted(
-                "{} ({})".format(c.route.label, c.source) for c in claims)))
-            for path, claims in self._claims.items() if len(claims) > 1
+            "one URL claimed by " + _claimants(claims)
+            for claims in self._claims.values() if len(claims) > 1
         )
 
     def receivers(self) -> list[tuple[str, Declared, bytes | None]]:
@@ -291,10 +297,8 @@ class ReceiverRoutes:
                                            secret)))
         self._current[key] = new
         if len(claims) > 1:
-            log.error("{path} is claimed by {claims}: serving none of them",
-                      path=new.decode(), claims=", ".join(sorted(
-                          "{} ({})".format(c.route.label, c.source)
-                          for c in claims)))
+            log.error("one URL is claimed by {claims}: serving none of them",
+                      claims=_claimants(claims))
 
     def _unclaim(self, key: tuple[str, str]) -> None:
         for path, claims in list(self._claims.items()):

@@ -25,7 +25,7 @@ from twisted.internet.defer import (
     DeferredList,
     DeferredSemaphore,
 )
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from bbreceiver.plan import Target
@@ -121,8 +121,6 @@ class _Job:
         self.state = _QUEUED
         self.attempts = 0
         self.waiters: list[_Waiter] = []
-        self.timer: IDelayedCall | None = None
-        self.sending: Deferred[Any] | None = None
 
 
 class _Waiter:
@@ -251,7 +249,6 @@ class Refresher:
         job.attempts += 1
         body = refresh_patch(self._tokens.next())
         sending = Deferred.fromCoroutine(self._call(job.target, body))
-        job.sending = sending
         limit = self._clock.callLater(
             max(job.hard_end - self._clock.seconds(), 0), sending.cancel
         )
@@ -267,7 +264,6 @@ class Refresher:
         else:
             self._finish(job, _DONE, "success")
         finally:
-            job.sending = None
             if limit.active():
                 limit.cancel()
 
@@ -315,10 +311,9 @@ class Refresher:
             return
         self._unsent[target] = job
         job.state = _WAITING
-        job.timer = self._clock.callLater(delay, self._retry, job)
+        self._clock.callLater(delay, self._retry, job)
 
     def _retry(self, job: _Job) -> None:
-        job.timer = None
         if job.state == _WAITING:
             self._run(job)
 
