@@ -14,6 +14,7 @@ C{/} and then one C{.git}.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _ALIASES = {"altssh.bitbucket.org": "bitbucket.org"}
 
@@ -25,10 +26,33 @@ _SCP = re.compile(r"^(?:[\w.-]+@)?([\w-]+(?:\.[\w-]+)*)(?::(.*))?$", re.ASCII)
 _WEB_PORTS = frozenset({"", "80", "443"})
 
 
+# The usual spelling, with nothing to normalise but a trailing "/" or
+# ".git": scheme://[user@]host/path in lower case, no port, query or
+# fragment.  Its key needs no parsing beyond this match.
+_PLAIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(?:[\w.-]+@)?([a-z0-9.-]+)((?:/[a-z0-9_.~-]*)*)",
+    re.ASCII,
+)
+
+
+@lru_cache(maxsize=4096)
 def repo_key(url: str) -> str | None:
     """
     The identity key of the repository C{url} names, or C{None} when
     C{url} names no repository at all.
+
+    Many Warehouses name the same repositories, and a relist names them
+    all again: a bounded cache of recent answers spares most of the work.
+    """
+    plain = _PLAIN.fullmatch(url)
+    if plain is not None:
+        return _key(plain.group(1), "", plain.group(2))
+    return _parsed_key(url)
+
+
+def _parsed_key(url: str) -> str | None:
+    """
+    L{repo_key} of any spelling.
     """
     if not url.isprintable():
         url = "".join(ch for ch in url if ch.isprintable())

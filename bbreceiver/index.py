@@ -17,7 +17,7 @@ from typing import Any
 
 from bbreceiver.giturls import pr_key, repo_key
 from bbreceiver.objects import ObjectKey, in_scope, object_key, replace_all
-from bbreceiver.selectors import Selector, compile_selector
+from bbreceiver.selectors import AnySelector, Selector, compile_selector
 
 ProblemReporter = Callable[[str, str, str], None]
 """
@@ -32,15 +32,19 @@ class _Table:
 
     Subclasses say which keys (and values stored under them) an object
     yields; this class keeps the forward and reverse maps in step.
+
+    An object's entry is one flat tuple C{(key, value, key, value, ...)}.
+    Most keys have one object: the key then maps to that object's
+    C{(namespace, name)} (its value is in its entry), and to a dict of
+    objects and values only once a second object shares the key.  A
+    hundred thousand Warehouses so cost two small objects each, which
+    matters for memory and for every pass of the garbage collector.
     """
 
     def __init__(self, report: ProblemReporter | None = None) -> None:
         self._report = report
-        self._entries: dict[ObjectKey, tuple[tuple[str, Any], ...]] = {}
-        # Most keys have one object: it is stored as a (object, value)
-        # pair, and a dict only once a second object shares the key.
-        self._by_key: dict[str, tuple[ObjectKey, Any] | dict[ObjectKey,
-                                                             Any]] = {}
+        self._entries: dict[ObjectKey, tuple[Any, ...]] = {}
+        self._by_key: dict[str, ObjectKey | dict[ObjectKey, Any]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -56,40 +60,46 @@ class _Table:
 
     def _extract(
         self, obj: Mapping[str, Any], where: ObjectKey
-    ) -> tuple[tuple[str, Any], ...]:
+    ) -> tuple[Any, ...]:
+        """
+        The flat C{(key, value, ...)} entry of C{obj}, each key once.
+        """
         raise NotImplementedError()
 
     def _problem(self, where: ObjectKey, problem: str) -> None:
         if self._report is not None:
             self._report(where[0], where[1], problem)
 
-    def upsert(self, obj: Mapping[str, Any]) -> None:
+    def upsert(self, obj: Mapping[str, Any]) -> ObjectKey | None:
         """
         Add an object, or replace what is known of it.
-        """
-        self._upsert(obj)
 
-    def _upsert(self, obj: Mapping[str, Any]) -> ObjectKey | None:
+        @return: the object's key, or C{None} when it has none.
+        """
         where = object_key(obj)
         if where is None:
             return None
         entries = self._extract(obj, where)
-        if self._entries.get(where) == entries:
-            # Most updates (status, other fields) change nothing we keep.
-            return where
-        self._remove(where)
+        known = self._entries.get(where)
+        if known is not None:
+            if known == entries:
+                # Most updates (status, other fields) change nothing we keep.
+                return where
+            self._remove(where)
         if not entries:
             return where
         self._entries[where] = entries
         by_key = self._by_key
-        for key, value in entries:
+        for i in range(0, len(entries), 2):
+            key = entries[i]
             bucket = by_key.get(key)
             if bucket is None:
-                by_key[key] = (where, value)
+                by_key[key] = where
             elif isinstance(bucket, dict):
-                bucket[where] = value
+                bucket[where] = entries[i + 1]
             else:
-                by_key[key] = {bucket[0]: bucket[1], where: value}
+                by_key[key] = {bucket: self._value(bucket, key),
+                               where: entries[i + 1]}
         return where
 
     def delete(self, obj: Mapping[str, Any]) -> None:
@@ -130,14 +140,21 @@ class _Table:
         if entries is None:
             return
         by_key = self._by_key
-        for key, _ in entries:
+        for key in entries[::2]:
             bucket = by_key.get(key)
             if isinstance(bucket, dict):
                 bucket.pop(where, None)
                 if len(bucket) == 1:
-                    by_key[key] = next(iter(bucket.items()))
-            elif bucket is not None and bucket[0] == where:
+                    by_key[key] = next(iter(bucket))
+            elif bucket == where:
                 del by_key[key]
+
+    def _value(self, where: ObjectKey, key: str) -> Any:
+        """
+        What the entry of C{where} holds under C{key}.
+        """
+        entries = self._entries[where]
+        return entries[entries.index(key) + 1]
 
     def lookup(self, key: str) -> Mapping[ObjectKey, Any]:
         """
@@ -148,7 +165,7 @@ class _Table:
             return _NOTHING
         if isinstance(bucket, dict):
             return bucket
-        return {bucket[0]: bucket[1]}
+        return {bucket: self._value(bucket, key)}
 
 
 _NOTHING: Mapping[ObjectKey, Any] = {}
@@ -157,26 +174,28 @@ _NOTHING: Mapping[ObjectKey, Any] = {}
 class WarehouseTable(_Table):
     """
     Warehouses by the repository key of each git subscription; the value
-    stored is the tuple of selectors of the subscriptions to that
-    repository.
+    stored is the selector of the subscription to that repository (an
+    L{AnySelector} when there are several).
     """
 
     def _extract(
         self, obj: Mapping[str, Any], where: ObjectKey
-    ) -> tuple[tuple[str, Any], ...]:
+    ) -> tuple[Any, ...]:
         spec = obj.get("spec")
         subscriptions = spec.get("subscriptions") if isinstance(
             spec, dict) else None
         if not isinstance(subscriptions, list):
             return ()
-        found: dict[str, list[Selector]] = {}
+        entries: list[Any] = []
         for subscription in subscriptions:
             git = subscription.get("git") if isinstance(
                 subscription, dict) else None
             if not isinstance(git, dict):
                 continue
             url = git.get("repoURL")
-            key = repo_key(url) if isinstance(url, str) else None
+            if not isinstance(url, str):
+                continue
+            key = repo_key(url)
             if key is None:
                 continue
             selector = compile_selector(git)
@@ -184,14 +203,20 @@ class WarehouseTable(_Table):
                 self._problem(where, "subscription to {}: {}; every ref of "
                               "it counts as a match".format(url,
                                                             selector.problem))
-            found.setdefault(sys.intern(key), []).append(selector)
-        return tuple((key, tuple(selectors))
-                     for key, selectors in found.items())
+            key = sys.intern(key)
+            if key in entries:
+                # A second subscription to one repository (values are
+                # selectors, never strings, so this finds the key).
+                i = entries.index(key) + 1
+                entries[i] = AnySelector.of(entries[i], selector)
+            else:
+                entries += (key, selector)
+        return tuple(entries)
 
-    def subscribed(self, key: str) -> Mapping[ObjectKey, tuple[Selector, ...]]:
+    def subscribed(self, key: str) -> Mapping[ObjectKey, Selector]:
         """
         The Warehouses subscribed to the repository C{key}, each with the
-        selectors of its subscriptions to it.
+        selector of its subscriptions to it.
         """
         return self.lookup(key)
 
@@ -205,7 +230,7 @@ class PromotionTable(_Table):
 
     def _extract(
         self, obj: Mapping[str, Any], where: ObjectKey
-    ) -> tuple[tuple[str, Any], ...]:
+    ) -> tuple[Any, ...]:
         status = obj.get("status")
         spec = obj.get("spec")
         if not isinstance(status, dict) or status.get("phase") != "Running":
@@ -236,8 +261,11 @@ class PromotionTable(_Table):
             url = pr.get("url") if isinstance(pr, dict) else None
             key = pr_key(url) if isinstance(url, str) and url else None
             if key is not None:
-                keys.append((key, None))
-        return tuple(dict.fromkeys(keys))
+                keys.append(key)
+        entries: list[Any] = []
+        for key in dict.fromkeys(keys):
+            entries += (key, None)
+        return tuple(entries)
 
     def waiting_on(self, key: str) -> Iterable[ObjectKey]:
         """

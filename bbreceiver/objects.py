@@ -35,7 +35,10 @@ class Sweeping(Protocol):
     A sink that forgets, after a list, what the list did not hold.
     """
 
-    def upsert(self, obj: Mapping[str, Any]) -> Any: ...
+    def upsert(self, obj: Mapping[str, Any]) -> ObjectKey | None:
+        """
+        Add or replace C{obj}; its key (C{None} when it has none).
+        """
 
     def sweep(self, namespace: str | None,
               listed: Collection[ObjectKey | None]) -> None: ...
@@ -49,8 +52,7 @@ def replace_all(sink: Sweeping, namespace: str | None,
     """
     listed = set()
     for obj in objects:
-        sink.upsert(obj)
-        listed.add(object_key(obj))
+        listed.add(sink.upsert(obj))
     sink.sweep(namespace, listed)
 
 

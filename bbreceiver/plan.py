@@ -63,13 +63,11 @@ def _warehouses(
     keys = {key for key in map(repo_key, event.repo_urls) if key is not None}
     chosen: set[Target] = set()
     for key in keys:
-        for (namespace, name), selectors in index.warehouses.subscribed(
+        for (namespace, name), selector in index.warehouses.subscribed(
             key
         ).items():
             if project and namespace != project:
                 continue
-            if event.every_ref or any(
-                selector.accepts_any(event.refs) for selector in selectors
-            ):
+            if event.every_ref or selector.accepts_any(event.refs):
                 chosen.add(Target(WAREHOUSE, namespace, name))
     return tuple(sorted(chosen))

@@ -106,15 +106,15 @@ class SecretStore:
         """
         return key in self._values, self._values.get(key)
 
-    def upsert(self, obj: Mapping[str, Any]) -> None:
+    def upsert(self, obj: Mapping[str, Any]) -> ObjectKey | None:
         key = object_key(obj)
         if key is None:
-            return
+            return None
         value = secret_value(obj)
-        if key in self._values and self._values[key] == value:
-            return
-        self._values[key] = value
-        self._changed(key)
+        if key not in self._values or self._values[key] != value:
+            self._values[key] = value
+            self._changed(key)
+        return key
 
     def delete(self, obj: Mapping[str, Any]) -> None:
         key = object_key(obj)
@@ -368,15 +368,16 @@ class ProjectConfigs:
     def _source(key: tuple[str, str]) -> str:
         return "ProjectConfig {}/{}".format(*key)
 
-    def upsert(self, obj: Mapping[str, Any]) -> None:
+    def upsert(self, obj: Mapping[str, Any]) -> ObjectKey | None:
         key = object_key(obj)
         if key is None:
-            return
+            return None
         namespace = key[0]
         self._sources.add(key)
         self._routes.declare(self._source(key), [
             Declared(namespace, name, secret_ref=SecretRef(namespace, secret))
             for name, secret in _bitbucket_receivers(obj)])
+        return key
 
     def delete(self, obj: Mapping[str, Any]) -> None:
         key = object_key(obj)

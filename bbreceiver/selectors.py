@@ -22,6 +22,9 @@ TAGS = "refs/tags/"
 
 _DEFAULT_BRANCHES = frozenset({"main", "master"})
 _TAG_STRATEGIES = frozenset({"NewestTag", "Lexical", "SemVer"})
+_PATTERN_FIELDS = frozenset(
+    {"allowTags", "ignoreTags", "allowTagsRegexes", "ignoreTagsRegexes"}
+)
 
 
 class Selector:
@@ -48,6 +51,39 @@ class Selector:
         Whether one of C{refs} is accepted.
         """
         return any(self.accepts(ref) for ref in refs)
+
+
+class AnySelector(Selector):
+    """
+    Several subscriptions of one Warehouse to one repository: a ref that
+    any of them accepts.
+    """
+
+    __slots__ = ("selectors",)
+
+    def __init__(self, selectors: tuple[Selector, ...]) -> None:
+        super().__init__()
+        self.selectors = selectors
+
+    @classmethod
+    def of(cls, first: Selector, second: Selector) -> AnySelector:
+        """
+        The selector accepting what C{first} or C{second} accepts.
+        """
+        found = first.selectors if isinstance(first, AnySelector) else (first,)
+        return cls(found + (second,))
+
+    def accepts(self, ref: str) -> bool:
+        return any(selector.accepts(ref) for selector in self.selectors)
+
+    def __eq__(self, other: object) -> bool:
+        # An unchanged Warehouse must compare equal to what is indexed.
+        if not isinstance(other, AnySelector):
+            return NotImplemented
+        return self.selectors == other.selectors
+
+    def __hash__(self) -> int:
+        return hash(self.selectors)
 
 
 class BranchSelector(Selector):
@@ -116,6 +152,17 @@ def compile_selector(git: Mapping[str, Any]) -> Selector:
         branch = git.get("branch")
         if branch is None or isinstance(branch, str):
             return _branch_selector(branch or "")
+    elif _PATTERN_FIELDS.isdisjoint(git):
+        # Most tag subscriptions name no patterns: their scalar fields
+        # are the whole key, with no tuple of patterns to build.
+        constraint = git.get("semverConstraint")
+        strict = git.get("strictSemvers")
+        if (
+            isinstance(strategy, str)
+            and (constraint is None or isinstance(constraint, str))
+            and (strict is None or isinstance(strict, bool))
+        ):
+            return _tag_selector(strategy, constraint or "", bool(strict))
     try:
         key = _selector_key(git)
     except _Unusable as e:
@@ -175,6 +222,17 @@ def _selector_key(git: Mapping[str, Any]) -> tuple[Any, ...]:
 @lru_cache(maxsize=4096)
 def _branch_selector(branch: str) -> Selector:
     return BranchSelector(branch)
+
+
+@lru_cache(maxsize=4096)
+def _tag_selector(strategy: str, constraint: str, strict: bool) -> Selector:
+    try:
+        key = _selector_key({"commitSelectionStrategy": strategy,
+                             "semverConstraint": constraint,
+                             "strictSemvers": strict})
+    except _Unusable as e:
+        return Selector(str(e))
+    return _compile(key)
 
 
 @lru_cache(maxsize=4096)

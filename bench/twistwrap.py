@@ -34,7 +34,7 @@ def probe_index(path: str) -> None:
         where = None
         metadata = obj.get("metadata") or {}
         where = (metadata.get("namespace") or "", metadata.get("name"))
-        for key, _ in self._entries.get(where, ()):
+        for key in self._entries.get(where, ())[::2]:
             match = churn.search(key)
             if match:
                 out.write("{} {:.6f}\n".format(match.group(1), now))

@@ -4,11 +4,13 @@ Repository identity (SPEC §5), with Kargo's golden pairs
 Bitbucket variants.
 """
 
+from itertools import product
+
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from bbreceiver.giturls import pr_key, repo_key
+from bbreceiver.giturls import _parsed_key, pr_key, repo_key
 
 # Groups of URLs that must all have one key, each group distinct.
 SAME = [
@@ -163,6 +165,28 @@ class RepoKeyTests(SynchronousTestCase):
         """
         key = repo_key(url)
         self.assertTrue(key is None or isinstance(key, str))
+
+    def test_usual_spelling_shortcut(self) -> None:
+        """
+        The shortcut for the usual spelling agrees with the full parse, on
+        every combination of usual and unusual parts.
+        """
+        for parts in product(
+            ["https", "http", "ssh", "git+ssh", "HTTPS", "1x"],
+            ["", "git@", "a:b@", "x@y@", "A_b.c-@"],
+            ["bitbucket.org", "altssh.bitbucket.org", "h-1.io", "Host",
+             "[::1]", "", "."],
+            ["", ":", ":443", ":x"],
+            ["", "/ws/repo", "/a_b.c~d-e", "/", "/Ws", "/a b", "/%41",
+             "/.git"],
+            ["", "/", ".git", ".git/", "?x", "#y", " ", "\x00", "\\"],
+        ):
+            url = "{}://{}{}{}{}{}".format(*parts)
+            self.assertEqual(repo_key.__wrapped__(url), _parsed_key(url), url)
+
+    @given(st.text(alphabet="aA0.-_~/:@?#[]% gitsh", max_size=40))
+    def test_usual_spelling_shortcut_any_text(self, url: str) -> None:
+        self.assertEqual(repo_key.__wrapped__(url), _parsed_key(url))
 
 
 class PullRequestKeyTests(SynchronousTestCase):

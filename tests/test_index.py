@@ -37,17 +37,25 @@ class WarehouseIndexTests(SynchronousTestCase):
         self.assertEqual(self.table._entries, {})
 
     def test_subscriptions_grouped_by_repository(self) -> None:
-        self.table.upsert(warehouse(
+        obj = warehouse(
             "a", "w",
             {"repoURL": REPO, "branch": "main"},
             {"repoURL": "git@bitbucket.org:example/repo.git",
              "branch": "dev"},
             {"repoURL": "https://bitbucket.org/other/repo"},
-        ))
+        )
+        self.table.upsert(obj)
+        indexed = self.table._entries[("a", "w")]
+        # the same subscriptions again (a status update): nothing re-indexed
+        self.table.upsert(warehouse("a", "w", *(
+            dict(s["git"]) for s in obj["spec"]["subscriptions"])))
+        self.assertIs(self.table._entries[("a", "w")], indexed)
         key = repo_key(REPO)
         assert key is not None
-        selectors = self.table.subscribed(key)[("a", "w")]
-        self.assertEqual(len(selectors), 2)
+        selector = self.table.subscribed(key)[("a", "w")]
+        self.assertTrue(selector.accepts("refs/heads/main"))
+        self.assertTrue(selector.accepts("refs/heads/dev"))
+        self.assertFalse(selector.accepts("refs/heads/other"))
         self.assertEqual(self.subscribed("https://bitbucket.org/other/repo"),
                          {("a", "w")})
 
@@ -75,6 +83,41 @@ class WarehouseIndexTests(SynchronousTestCase):
         self.assertEqual((ns, name), ("a", "w"))
         self.assertIn("does not compile", problem)
         self.assertEqual(self.subscribed(REPO), {("a", "w")})
+
+    def test_shared_repository(self) -> None:
+        """
+        Each Warehouse sharing a repository keeps its own selector, as
+        Warehouses come, change and go.
+        """
+        key = repo_key(REPO)
+        assert key is not None
+
+        def branches() -> dict[tuple[str, str], list[str]]:
+            return {
+                where: [b for b in ("main", "dev", "x")
+                        if selector.accepts("refs/heads/" + b)]
+                for where, selector in self.table.subscribed(key).items()
+            }
+
+        self.table.upsert(warehouse("a", "1", {"repoURL": REPO,
+                                               "branch": "dev"}))
+        self.assertEqual(branches(), {("a", "1"): ["dev"]})
+        self.table.upsert(warehouse("a", "2", {"repoURL": REPO}))
+        self.table.upsert(warehouse("a", "3", {"repoURL": REPO + ".git",
+                                               "branch": "x"}))
+        self.assertEqual(branches(), {("a", "1"): ["dev"],
+                                      ("a", "2"): ["main"],
+                                      ("a", "3"): ["x"]})
+        self.table.delete(warehouse("a", "2"))
+        self.table.upsert(warehouse("a", "1", {"repoURL": REPO,
+                                               "branch": "main"}))
+        self.assertEqual(branches(), {("a", "1"): ["main"],
+                                      ("a", "3"): ["x"]})
+        self.table.delete(warehouse("a", "1"))
+        self.assertEqual(branches(), {("a", "3"): ["x"]})
+        self.table.upsert(warehouse("a", "3", {"repoURL": REPO + "-2"}))
+        self.assertEqual(branches(), {})
+        self.assertEqual(list(self.table._by_key), [repo_key(REPO + "-2")])
 
     def test_replace(self) -> None:
         self.table.upsert(warehouse("a", "gone", {"repoURL": REPO}))

@@ -107,6 +107,8 @@ class UnusableTests(SynchronousTestCase):
              "allowTagsRegexes": "^v"},
             {"commitSelectionStrategy": "NewestTag",
              "allowTagsRegexes": [1]},
+            {"commitSelectionStrategy": "SemVer", "strictSemvers": "yes"},
+            {"commitSelectionStrategy": "SemVer", "semverConstraint": 1},
         ]
         for git in cases:
             selector = compile_selector(git)
@@ -121,3 +123,11 @@ class UnusableTests(SynchronousTestCase):
         a = compile_selector({"branch": "main", "repoURL": "a"})
         b = compile_selector({"branch": "main", "repoURL": "b"})
         self.assertIs(a, b)
+        semver = {"commitSelectionStrategy": "SemVer",
+                  "semverConstraint": "^1.0.0"}
+        c = compile_selector(dict(semver, repoURL="a"))
+        d = compile_selector(dict(semver, repoURL="b", strictSemvers=False))
+        self.assertIs(c, d)
+        self.assertIsNot(c, compile_selector(dict(semver, strictSemvers=True)))
+        # an empty pattern list is no pattern: the general path agrees
+        self.assertIs(c, compile_selector(dict(semver, allowTagsRegexes=[])))
