@@ -1098,41 +1098,6 @@ class StreamingListTests(ReflectorTestCase):
         self.assertEqual(sorted(h.sink.index), [f"demo/wh-{i}" for i in range(3)])
         self.assertTrue(h.reflector.synced)
 
-    def test_next_page_requested_before_indexing(self) -> None:
-        """
-        Each page's successor is asked for before the page is indexed, so
-        the server works on it meanwhile; never more than one is in flight.
-        """
-        api = FakeKube()
-        for i in range(5):
-            api.put(f"wh-{i}")
-        h = self.harness(api)
-        h.reflector.sink = h.sink = StreamingSink()
-        events: list[str] = []
-        list_page = h.client.list_page
-
-        def recording_list_page(*args: Any, **kwargs: Any) -> Any:
-            events.append("request " + (kwargs["continue_"] or "first"))
-            return list_page(*args, **kwargs)
-
-        h.client.list_page = recording_list_page  # type: ignore[method-assign]
-        original = h.sink.upsert
-
-        def upsert(obj: dict[str, Any]) -> tuple[str, str]:
-            events.append("index " + obj["metadata"]["name"])
-            return original(obj)
-
-        h.sink.upsert = upsert  # type: ignore[method-assign]
-        h.start()
-        self.assertEqual(events, [
-            "request first",
-            "request 2:105", "index wh-0", "index wh-1",
-            "request 4:105", "index wh-2", "index wh-3",
-            "index wh-4",
-        ])
-        self.assertEqual(h.sink.calls[-1],
-                         ("sweep", (None, [f"demo/wh-{i}" for i in range(5)])))
-
     def test_no_collection_while_listing(self) -> None:
         import gc
 

@@ -475,10 +475,6 @@ class Reflector(service.Service):
         """
         Every page of a list: the objects (or, for a streaming sink, the
         keys of those it was given), and the list's resource version.
-
-        The next page is requested as soon as a page's continue token is
-        known, before the page is indexed: the server prepares and sends
-        it while this process indexes, instead of each waiting in turn.
         """
         items: list[dict[str, Any]] = []
         listed: set[tuple[str, str]] = set()
@@ -486,100 +482,72 @@ class Reflector(service.Service):
         list_rv: str | None = None
         token: str | None = None
         pages = 0
-        pending: Deferred[dict[str, Any]] | None = self._request_page(rv, None)
-        try:
-            while pending is not None:
-                request, pending = pending, None
-                try:
-                    page = await request
-                except Gone as e:
-                    if token is not None:
-                        raise _ContinueExpired(e) from e
-                    raise
-                pages += 1
-                metadata = page.get("metadata")
-                if not isinstance(metadata, dict):
-                    metadata = {}
-                page_rv = metadata.get("resourceVersion")
-                if list_rv is None and isinstance(page_rv, str) and page_rv:
-                    list_rv = page_rv
-                page_items = page.get("items")
-                if page_items is None:
-                    page_items = []
-                if not isinstance(page_items, list):
-                    raise BadResponse(
-                        f"list of {self.resource.name}: items is not a list"
-                    )
-                following = metadata.get("continue")
-                if isinstance(following, str) and following:
-                    if following == token:
-                        raise BadResponse(
-                            f"list of {self.resource.name}: the server "
-                            "repeated its continue token"
-                        )
-                    token = following
-                    pending = self._request_page(rv, token)
-                if streaming:
-                    self._upsert_page(page_items, listed)
-                else:
-                    items.extend(self._complete(item) for item in page_items
-                                 if isinstance(item, dict))
-                log.debug(
-                    "listed page {page} of {resource} in {scope}",
-                    page=pages,
-                    resource=self.resource.name,
-                    scope=self.scope,
+        while True:
+            try:
+                page = await self.client.list_page(
+                    self.resource,
+                    self.namespace,
+                    limit=self.page_size,
+                    continue_=token,
+                    resource_version=rv if token is None else None,
+                    resource_version_match=(
+                        "NotOlderThan" if rv is not None and token is None else None
+                    ),
+                    field_selector=self.field_selector,
                 )
-        finally:
-            if pending is not None:
-                # The list failed while its next page was on the way.
-                pending.addErrback(lambda _: None)
-                pending.cancel()
+            except Gone as e:
+                if token is not None:
+                    raise _ContinueExpired(e) from e
+                raise
+            pages += 1
+            metadata = page.get("metadata")
+            if not isinstance(metadata, dict):
+                metadata = {}
+            page_rv = metadata.get("resourceVersion")
+            if list_rv is None and isinstance(page_rv, str) and page_rv:
+                list_rv = page_rv
+            page_items = page.get("items")
+            if page_items is None:
+                page_items = []
+            if not isinstance(page_items, list):
+                raise BadResponse(f"list of {self.resource.name}: items is not a list")
+            for item in page_items:
+                if not isinstance(item, dict):
+                    continue
+                item = self._complete(item)
+                if not streaming:
+                    items.append(item)
+                    continue
+                try:
+                    key = cast(StreamingSink, self.sink).upsert(item)
+                except Exception:  # noqa: BLE001 - one bad object must not stop us
+                    key = object_key(item)
+                    log.failure(
+                        "the index refused {namespace}/{name} of {resource}",
+                        namespace=key[0] if key else "?",
+                        name=key[1] if key else "?",
+                        resource=self.resource.name,
+                    )
+                if key is not None:
+                    listed.add(key)
+            following = metadata.get("continue")
+            if not isinstance(following, str) or not following:
+                break
+            if following == token:
+                raise BadResponse(
+                    f"list of {self.resource.name}: the server repeated its "
+                    "continue token"
+                )
+            token = following
+            log.debug(
+                "listed page {page} of {resource} in {scope}",
+                page=pages,
+                resource=self.resource.name,
+                scope=self.scope,
+            )
         if list_rv is None:
             raise BadResponse(f"list of {self.resource.name} has no resourceVersion")
         return items, listed, list_rv
-
-    def _request_page(
-        self, rv: str | None, token: str | None
-    ) -> Deferred[dict[str, Any]]:
-        """
-        Ask for the first page of a list (C{token} C{None}) or a following
-        one.
-        """
-        return Deferred.fromCoroutine(
-            self.client.list_page(
-                self.resource,
-                self.namespace,
-                limit=self.page_size,
-                continue_=token,
-                resource_version=rv if token is None else None,
-                resource_version_match=(
-                    "NotOlderThan" if rv is not None and token is None else None
-                ),
-                field_selector=self.field_selector,
-            )
-        )
-
-    def _upsert_page(
-        self, page_items: list[Any], listed: set[tuple[str, str]]
-    ) -> None:
-        upsert = cast(StreamingSink, self.sink).upsert
-        for item in page_items:
-            if not isinstance(item, dict):
-                continue
-            item = self._complete(item)
-            try:
-                key = upsert(item)
-            except Exception:  # noqa: BLE001 - one bad object must not stop us
-                key = object_key(item)
-                log.failure(
-                    "the index refused {namespace}/{name} of {resource}",
-                    namespace=key[0] if key else "?",
-                    name=key[1] if key else "?",
-                    resource=self.resource.name,
-                )
-            if key is not None:
-                listed.add(key)
 
     def _complete(self, obj: dict[str, Any]) -> dict[str, Any]:
         """
