@@ -1098,6 +1098,25 @@ class StreamingListTests(ReflectorTestCase):
         self.assertEqual(sorted(h.sink.index), [f"demo/wh-{i}" for i in range(3)])
         self.assertTrue(h.reflector.synced)
 
+    def test_refused_object_is_kept_not_swept(self) -> None:
+        """
+        An object the sink refuses during a list is logged, the list goes
+        on, and what the index held of it stays: it was listed.
+        """
+        api = FakeKube()
+        for name in ("bad", "good"):
+            api.put(name)
+        h = self.harness(api)
+        h.reflector.sink = h.sink = StreamingSink()
+        h.sink.index["demo/bad"] = {"metadata": {"name": "bad"}}
+        h.sink.fail_on = "demo/bad"
+        h.start()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(h.sink.calls[-1],
+                         ("sweep", (None, ["demo/bad", "demo/good"])))
+        self.assertEqual(sorted(h.sink.index), ["demo/bad", "demo/good"])
+        self.assertTrue(h.reflector.synced)
+
     def test_no_collection_while_listing(self) -> None:
         import gc
 
