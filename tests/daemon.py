@@ -100,7 +100,14 @@ class Daemon:
     async def start(self, wait: bool = True) -> None:
         self.api_port = await serve(reactor, "tcp:0:interface=127.0.0.1",
                                     self.fake, idle_timeout=None)
-        api = "http://127.0.0.1:{}".format(self.api_port.getHost().port)
+        await self.start_against(self.api_port.getHost().port, wait)
+
+    async def start_against(self, api_port: int, wait: bool = True) -> None:
+        """
+        Start the daemon against an API served on C{api_port} (its own, or
+        one another daemon's test already serves).
+        """
+        api = "http://127.0.0.1:{}".format(api_port)
         config = self.folder.child("bbreceiver.yaml")
         config.setContent(self.config_text.format(
             listen=self.listen, api=api,

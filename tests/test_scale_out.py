@@ -7,16 +7,14 @@ refreshes.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.python.filepath import FilePath
 
-from tests.daemon import TWIST, Daemon, sleep
+from tests.daemon import Daemon, sleep
 from tests.test_faults import (
     NAMESPACE,
     OTHER_NAMESPACE,
@@ -130,23 +128,6 @@ class LoadTests(FaultTestCase):
                   patches=len(h.patches(start)))
 
 
-async def start_against(daemon: Daemon, api_port: int) -> None:
-    """
-    Start C{daemon} against an API another daemon's test already serves.
-    """
-    config_file = daemon.folder.child("bbreceiver.yaml")
-    config_file.setContent(daemon.config_text.format(
-        listen=daemon.listen, api="http://127.0.0.1:{}".format(api_port),
-        metrics="tcp:{}:interface=127.0.0.1".format(daemon.metrics_port),
-    ).encode())
-    daemon.process = reactor.spawnProcess(
-        daemon.output, TWIST,
-        [TWIST, "--log-format=json", "bbreceiver", "--config",
-         config_file.path],
-        env=dict(os.environ), path=daemon.folder.path)
-    await daemon.wait_ready()
-
-
 class ScaleOutTests(FaultTestCase):
     timeout = 90
 
@@ -164,7 +145,7 @@ class ScaleOutTests(FaultTestCase):
         second = Daemon(folder, config(), h.fake)
         self.addCleanup(self.stop_second, second)
         assert h.daemon.api_port is not None
-        await start_against(second, h.daemon.api_port.getHost().port)
+        await second.start_against(h.daemon.api_port.getHost().port)
         daemons = [h.daemon, second]
 
         async def one(i: int) -> Delivery:
